@@ -1,0 +1,224 @@
+"""PyTorch datasets over documents, queries, training tuples and runs.
+
+``DocDataset`` and ``QueryDataset`` stream (iterable). ``TupleDataset`` and ``RunDataset`` hold
+one :class:`RankSample` per query but only the texts of documents they actually reference: a
+:class:`DocStore` is filled by one streaming pass over the corpus that keeps the needed ids.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Literal
+
+from torch.utils.data import Dataset, IterableDataset
+
+from .errors import DataFormatError
+from .readers import _open_text, read_docs, read_queries
+from .samples import DocSample, QuerySample, RankSample
+from .trec import Qrels, Run, ranked, read_qrels, read_run
+
+
+class DocDataset(IterableDataset):
+    """Streams :class:`DocSample` from any document source."""
+
+    def __init__(self, source: str | Path, check_duplicates: bool = True) -> None:
+        self.source, self.check_duplicates = source, check_duplicates
+
+    def __iter__(self) -> Iterator[DocSample]:
+        return read_docs(self.source, check_duplicates=self.check_duplicates)
+
+
+class QueryDataset(IterableDataset):
+    """Streams :class:`QuerySample` from any query source (BEIR directories take a ``split``)."""
+
+    def __init__(self, source: str | Path, split: str | None = None) -> None:
+        self.source, self.split = source, split
+
+    def __iter__(self) -> Iterator[QuerySample]:
+        return read_queries(self.source, split=self.split)
+
+
+class DocStore(Mapping[str, str]):
+    """Texts of a chosen set of documents, looked up by id."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self._texts = texts
+
+    @classmethod
+    def from_source(cls, source: str | Path, ids: Iterable[str] | None = None) -> "DocStore":
+        """Read ``source`` once, keeping only ``ids`` (all when ``None``); missing ids are an error."""
+        wanted = None if ids is None else set(ids)
+        texts = {d.doc_id: d.text for d in read_docs(source) if wanted is None or d.doc_id in wanted}
+        if wanted is not None and len(texts) != len(wanted):
+            missing = sorted(wanted - texts.keys())
+            raise KeyError(f"{source}: {len(missing)} referenced document id(s) not in the corpus, e.g. {missing[:5]}")
+        return cls(texts)
+
+    def __getitem__(self, doc_id: str) -> str:
+        return self._texts[doc_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+def _query_texts(source: str | Path | Mapping[str, str], split: str | None, ids: set[str]) -> dict[str, str]:
+    if isinstance(source, Mapping):
+        texts = {q: source[q] for q in ids if q in source}
+    else:
+        texts = {q.query_id: q.text for q in read_queries(source, split=split) if q.query_id in ids}
+    missing = sorted(ids - texts.keys())
+    if missing:
+        raise KeyError(f"{len(missing)} query id(s) without text, e.g. {missing[:5]}")
+    return texts
+
+
+SamplingStrategy = Literal["top", "random", "single_relevant"]
+TargetKind = Literal["relevance", "rank", "score"]
+
+
+class RunDataset(Dataset):
+    """Re-ranking / training samples from a run: each query with candidates drawn from its ranking.
+
+    - ``depth``: only the top ``depth`` documents of each ranking are candidates.
+    - ``sample_size`` and ``sampling_strategy``: ``top`` keeps the best ``sample_size``; ``random``
+      draws ``sample_size`` (seeded) among the candidates; ``single_relevant`` takes one relevant
+      document (by qrels) plus ``sample_size - 1`` non-relevant candidates from the top, skipping
+      queries with no relevant candidate.
+    - ``targets``: ``relevance`` (qrels, 0 when unjudged), ``rank`` (1 = best) or ``score``.
+    """
+
+    def __init__(
+        self,
+        run: str | Path | Run,
+        queries: str | Path | Mapping[str, str],
+        corpus: str | Path | Mapping[str, str],
+        depth: int = 100,
+        sample_size: int | None = None,
+        sampling_strategy: SamplingStrategy = "top",
+        targets: TargetKind | None = None,
+        qrels: str | Path | Qrels | None = None,
+        split: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if sampling_strategy not in ("top", "random", "single_relevant"):
+            raise ValueError(f"unknown sampling_strategy {sampling_strategy!r}")
+        if targets not in (None, "relevance", "rank", "score"):
+            raise ValueError(f"unknown targets {targets!r}")
+        qrels_map = read_qrels(qrels, split) if isinstance(qrels, (str, Path)) else (qrels or {})
+        if (sampling_strategy == "single_relevant" or targets == "relevance") and not qrels_map:
+            raise ValueError(f"sampling_strategy={sampling_strategy!r} / targets={targets!r} need qrels")
+        run_map = read_run(run) if isinstance(run, (str, Path)) else run
+        rng = random.Random(seed)
+        self.skipped: list[str] = []
+        chosen: dict[str, list[tuple[str, float, int]]] = {}
+        for query_id in sorted(run_map):
+            candidates = [(d, s, r) for r, (d, s) in enumerate(ranked(run_map[query_id], depth), start=1)]
+            picked = self._sample(candidates, qrels_map.get(query_id, {}), sample_size, sampling_strategy, rng)
+            if picked is None:
+                self.skipped.append(query_id)
+            else:
+                chosen[query_id] = picked
+        query_texts = _query_texts(queries, split, set(chosen))
+        needed = {d for picks in chosen.values() for d, _, _ in picks}
+        docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
+        self.samples = [
+            RankSample(
+                query_id=q,
+                query=query_texts[q],
+                doc_ids=[d for d, _, _ in picks],
+                docs=[docs[d] for d, _, _ in picks],
+                targets=self._targets(picks, qrels_map.get(q, {}), targets),
+                qrels=qrels_map.get(q, {}),
+            )
+            for q, picks in chosen.items()
+        ]
+
+    @staticmethod
+    def _sample(candidates, judged, size, strategy, rng):
+        if strategy == "top":
+            return candidates[:size] if size else candidates
+        if strategy == "random":
+            return sorted(rng.sample(candidates, min(size or len(candidates), len(candidates))), key=lambda c: c[2])
+        relevant = [c for c in candidates if judged.get(c[0], 0) > 0]
+        if not relevant:
+            return None
+        negatives = [c for c in candidates if judged.get(c[0], 0) <= 0]
+        return [rng.choice(relevant)] + negatives[: (size or len(candidates)) - 1]
+
+    @staticmethod
+    def _targets(picks, judged, kind):
+        if kind is None:
+            return None
+        if kind == "relevance":
+            return [float(judged.get(d, 0)) for d, _, _ in picks]
+        if kind == "rank":
+            return [float(r) for _, _, r in picks]
+        return [s for _, s, _ in picks]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> RankSample:
+        return self.samples[index]
+
+
+class TupleDataset(Dataset):
+    """Training tuples ``query, positive, negative…`` from a tab-separated file.
+
+    With ``queries`` and ``corpus`` the fields are ids (``qid<TAB>pos_id<TAB>neg_id…``, the MS MARCO
+    triples-by-id layout); without them the fields are the texts themselves. Targets are 1 for the
+    positive and 0 for each negative.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        queries: str | Path | Mapping[str, str] | None = None,
+        corpus: str | Path | Mapping[str, str] | None = None,
+        split: str | None = None,
+    ) -> None:
+        if (queries is None) != (corpus is None):
+            raise ValueError("give both queries and corpus (id tuples) or neither (text tuples)")
+        rows = self._read(Path(path))
+        by_id = queries is not None
+        if by_id:
+            query_texts = _query_texts(queries, split, {r[0] for r in rows})
+            needed = {d for r in rows for d in r[1:]}
+            docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
+        self.samples = []
+        for index, row in enumerate(rows):
+            query, doc_fields = row[0], row[1:]
+            self.samples.append(
+                RankSample(
+                    query_id=query if by_id else str(index),
+                    query=query_texts[query] if by_id else query,
+                    doc_ids=list(doc_fields) if by_id else [f"{index}-{i}" for i in range(len(doc_fields))],
+                    docs=[docs[d] for d in doc_fields] if by_id else list(doc_fields),
+                    targets=[1.0] + [0.0] * (len(doc_fields) - 1),
+                )
+            )
+
+    @staticmethod
+    def _read(path: Path) -> list[list[str]]:
+        rows = []
+        with _open_text(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                line = line.rstrip("\n")
+                if not line:
+                    continue
+                fields = line.split("\t")
+                if len(fields) < 3 or any(not f.strip() for f in fields):
+                    raise DataFormatError(path, line_no, "expected query<TAB>positive<TAB>negative[<TAB>negative…]")
+                rows.append(fields)
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> RankSample:
+        return self.samples[index]

@@ -1,0 +1,250 @@
+"""Streaming readers for documents and queries in every supported format.
+
+A *source* is a path or an ``ir_datasets`` id:
+
+==========================  ==========================================================
+BEIR directory              ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``
+``*.jsonl`` / ``*.jsonl.gz``  one object a line: id in ``_id``/``doc_id``/``query_id``/``id``,
+                            text in ``text`` (documents also ``title``)
+``*.tsv``                   ``id<TAB>text`` or ``id<TAB>title<TAB>text``; no header
+``*.trec`` / TREC SGML      ``<DOC><DOCNO>id</DOCNO> text </DOC>``; topics ``<top><num>…``
+``*.parquet``               columns ``doc_id``/``query_id``/``id`` and ``text`` (``title``)
+``irds:<id>`` or ``<id>``   any ``ir_datasets`` id (``beir/scifact/test``, ``vaswani``)
+==========================  ==========================================================
+
+Document text is ``title + " " + text`` when a title exists (the BEIR/MTEB convention).
+Readers yield one record at a time and never hold a collection in memory; malformed records raise
+:class:`~rayir.data.errors.DataFormatError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pyarrow.parquet as pq
+
+from .errors import DataFormatError, DuplicateIdError
+from .samples import DocSample, QuerySample
+
+ID_KEYS = {"doc": ("_id", "doc_id", "docno", "id"), "query": ("_id", "query_id", "qid", "id")}
+
+
+def join_title(title: str | None, text: str | None) -> str:
+    title, text = (title or "").strip(), (text or "").strip()
+    return f"{title} {text}" if title else text
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def is_irds_id(source: str | Path) -> bool:
+    return isinstance(source, str) and (source.startswith("irds:") or not Path(source).exists())
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[DocSample]:
+    """Documents of ``source`` in file order.
+
+    ``check_duplicates`` keeps the ids seen so far and raises :class:`DuplicateIdError` on a repeat
+    (memory grows with the number of ids, not with the texts).
+    """
+    records = _doc_records(source)
+    if not check_duplicates:
+        yield from records
+        return
+    seen: set[str] = set()
+    for doc in records:
+        if doc.doc_id in seen:
+            raise DuplicateIdError(f"{source}: document id {doc.doc_id!r} appears more than once")
+        seen.add(doc.doc_id)
+        yield doc
+
+
+def _doc_records(source: str | Path) -> Iterator[DocSample]:
+    if is_irds_id(source):
+        from .irds import irds_docs
+
+        return irds_docs(str(source))
+    path = Path(source)
+    if path.is_dir():
+        return _jsonl(_beir_file(path, "corpus.jsonl"), "doc")
+    return _by_suffix(path, "doc")
+
+
+def read_queries(source: str | Path, split: str | None = None) -> Iterator[QuerySample]:
+    """Queries of ``source``; for a BEIR directory, ``split`` keeps those judged in ``qrels/<split>.tsv``."""
+    if is_irds_id(source):
+        from .irds import irds_queries
+
+        yield from irds_queries(str(source))
+        return
+    path = Path(source)
+    if not path.is_dir():
+        if split is not None:
+            raise ValueError(f"{path}: split={split!r} only applies to BEIR directories")
+        yield from _by_suffix(path, "query")
+        return
+    wanted = None
+    if split is not None:
+        from .trec import read_qrels
+
+        wanted = set(read_qrels(_beir_file(path, f"qrels/{split}.tsv")))
+    for query in _jsonl(_beir_file(path, "queries.jsonl"), "query"):
+        if wanted is None or query.query_id in wanted:
+            yield query
+
+
+def _beir_file(directory: Path, name: str) -> Path:
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{directory}: not a BEIR directory (no {name})")
+
+
+def _by_suffix(path: Path, kind: str) -> Iterator:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in (".jsonl", ".json"):
+        return _jsonl(path, kind)
+    if suffix in (".tsv", ".txt") and not _looks_like_trec(path):
+        return _tsv(path, kind)
+    if suffix == ".parquet":
+        return _parquet(path, kind)
+    if suffix in (".trec", ".sgml", ".xml", ".txt", "") or _looks_like_trec(path):
+        return _trec_docs(path) if kind == "doc" else _trec_topics(path)
+    raise ValueError(f"{path}: unknown format (expected .jsonl, .tsv, .trec or .parquet)")
+
+
+def _looks_like_trec(path: Path) -> bool:
+    with _open_text(path) as handle:
+        head = handle.read(512).lstrip().lower()
+    return head.startswith("<doc>") or head.startswith("<top>")
+
+
+def _make(kind: str, record_id: str, text: str):
+    return DocSample(record_id, text) if kind == "doc" else QuerySample(record_id, text)
+
+
+# ----------------------------------------------------------------------------- formats
+
+
+def _jsonl(path: Path, kind: str) -> Iterator:
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(path, line_no, f"invalid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise DataFormatError(path, line_no, "expected a JSON object")
+            record_id = next((record[k] for k in ID_KEYS[kind] if k in record), None)
+            if record_id is None or "text" not in record:
+                raise DataFormatError(path, line_no, f"needs an id ({'/'.join(ID_KEYS[kind])}) and 'text'")
+            text = join_title(record.get("title"), record["text"]) if kind == "doc" else str(record["text"])
+            yield _make(kind, str(record_id), text)
+
+
+def _tsv(path: Path, kind: str) -> Iterator:
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) == 2:
+                record_id, text = fields
+            elif len(fields) == 3 and kind == "doc":
+                record_id, text = fields[0], join_title(fields[1], fields[2])
+            else:
+                expected = "id<TAB>text or id<TAB>title<TAB>text" if kind == "doc" else "id<TAB>text"
+                raise DataFormatError(path, line_no, f"expected {expected}, found {len(fields)} fields")
+            if not record_id.strip():
+                raise DataFormatError(path, line_no, "empty id")
+            yield _make(kind, record_id.strip(), text)
+
+
+def _parquet(path: Path, kind: str) -> Iterator:
+    parquet = pq.ParquetFile(path)
+    columns = set(parquet.schema_arrow.names)
+    id_column = next((k for k in (f"{kind}_id", *ID_KEYS[kind]) if k in columns), None)
+    if id_column is None or "text" not in columns:
+        raise DataFormatError(path, None, f"needs an id column ({kind}_id/id) and a 'text' column; has {sorted(columns)}")
+    wanted = [id_column, "text"] + (["title"] if kind == "doc" and "title" in columns else [])
+    row = 0
+    for batch in parquet.iter_batches(columns=wanted, batch_size=4096):
+        data = batch.to_pydict()
+        titles = data.get("title") or [None] * batch.num_rows
+        for record_id, text, title in zip(data[id_column], data["text"], titles):
+            row += 1
+            if record_id is None or text is None:
+                raise DataFormatError(path, None, f"row {row}: null id or text")
+            yield _make(kind, str(record_id), join_title(title, text) if kind == "doc" else text)
+
+
+_TAG = re.compile(r"<(/?)([A-Za-z]+)>")
+
+
+def _trec_records(path: Path, record_tag: str) -> Iterator[tuple[int, str]]:
+    """Yield ``(start line, body)`` of each ``<record_tag>…</record_tag>`` block, streaming."""
+    open_tag, close_tag = f"<{record_tag}>", f"</{record_tag}>"
+    body: list[str] | None = None
+    start = 0
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            stripped = line.strip().lower()
+            if body is None:
+                if stripped.startswith(open_tag):
+                    body, start = [line.strip()[len(open_tag):]], line_no
+                elif stripped:
+                    raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
+                continue
+            if stripped.endswith(close_tag):
+                body.append(line.strip()[: -len(close_tag)])
+                yield start, "\n".join(body)
+                body = None
+            elif stripped.startswith(open_tag):
+                raise DataFormatError(path, line_no, f"{open_tag} opened before the record at line {start} closed")
+            else:
+                body.append(line.rstrip("\n"))
+    if body is not None:
+        raise DataFormatError(path, start, f"record not closed by {close_tag}")
+
+
+def _trec_docs(path: Path) -> Iterator[DocSample]:
+    for line_no, body in _trec_records(path, "doc"):
+        match = re.search(r"<DOCNO>\s*(.*?)\s*</DOCNO>", body, flags=re.IGNORECASE | re.DOTALL)
+        if match is None or not match.group(1):
+            raise DataFormatError(path, line_no, "<DOC> without a <DOCNO>")
+        text = body[: match.start()] + " " + body[match.end():]
+        text = " ".join(_TAG.sub(" ", text).split())
+        yield DocSample(match.group(1), text)
+
+
+def _trec_topics(path: Path) -> Iterator[QuerySample]:
+    for line_no, body in _trec_records(path, "top"):
+        fields: dict[str, str] = {}
+        # Each field runs from its tag to the next tag (closing tags optional, as in classic topics).
+        pieces = _TAG.split(body)
+        for i in range(1, len(pieces) - 2, 3):
+            closing, name, content = pieces[i], pieces[i + 1].lower(), pieces[i + 2]
+            if not closing and content.strip():
+                fields.setdefault(name, " ".join(content.split()))
+        number = fields.get("num", "")
+        number = re.sub(r"^number:\s*", "", number, flags=re.IGNORECASE).strip()
+        if not number or "title" not in fields:
+            raise DataFormatError(path, line_no, "<top> needs <num> and <title>")
+        yield QuerySample(number, fields["title"])

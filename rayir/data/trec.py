@@ -1,0 +1,119 @@
+"""TREC qrels and run files (and BEIR qrels TSVs), read and written.
+
+Qrels are ``{query_id: {doc_id: relevance}}``; runs are ``{query_id: {doc_id: score}}``: the
+shapes ``ir_measures`` and ``pytrec_eval`` take. A run file is written in TREC format,
+``qid Q0 docid rank score tag``, ranked by score (ties broken by doc id) so that output is
+deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import DataFormatError
+from .readers import _open_text, is_irds_id
+
+Qrels = dict[str, dict[str, int]]
+Run = dict[str, dict[str, float]]
+
+
+def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
+    """Qrels from a TREC qrels file, a BEIR ``qrels/*.tsv`` (header optional), a BEIR directory plus
+    ``split``, or an ``ir_datasets`` id."""
+    if is_irds_id(source):
+        from .irds import irds_qrels
+
+        return irds_qrels(str(source))
+    path = Path(source)
+    if path.is_dir():
+        if split is None:
+            raise ValueError(f"{path}: a BEIR directory needs a split (e.g. 'test') to read qrels")
+        path = path / "qrels" / f"{split}.tsv"
+    qrels: Qrels = {}
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if line_no == 1 and fields[0].lower() in ("query-id", "qid", "query_id"):
+                continue  # BEIR header
+            if len(fields) == 4:
+                query_id, _, doc_id, rel = fields
+            elif len(fields) == 3:
+                query_id, doc_id, rel = fields
+            else:
+                raise DataFormatError(path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields")
+            try:
+                relevance = int(float(rel))
+            except ValueError:
+                raise DataFormatError(path, line_no, f"relevance {rel!r} is not a number") from None
+            judged = qrels.setdefault(query_id, {})
+            if doc_id in judged and judged[doc_id] != relevance:
+                raise DataFormatError(path, line_no, f"conflicting judgements for ({query_id}, {doc_id})")
+            judged[doc_id] = relevance
+    return qrels
+
+
+def read_run(path: str | Path) -> Run:
+    """A TREC run file (``qid Q0 docid rank score tag``); a repeated (query, doc) pair is an error."""
+    path = Path(path)
+    run: Run = {}
+    with _open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 6:
+                raise DataFormatError(path, line_no, f"expected 'qid Q0 docid rank score tag', found {len(fields)} fields")
+            query_id, _, doc_id, _, score, _ = fields
+            try:
+                value = float(score)
+            except ValueError:
+                raise DataFormatError(path, line_no, f"score {score!r} is not a number") from None
+            ranked = run.setdefault(query_id, {})
+            if doc_id in ranked:
+                raise DataFormatError(path, line_no, f"document {doc_id!r} ranked twice for query {query_id!r}")
+            ranked[doc_id] = value
+    return run
+
+
+def ranked(scores: Mapping[str, float], depth: int | None = None) -> list[tuple[str, float]]:
+    """Documents by descending score, ties by doc id; the first ``depth``."""
+    order = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    return order[:depth] if depth is not None else order
+
+
+def format_run_lines(run: Mapping[str, Mapping[str, float]], tag: str = "rayir", depth: int | None = None) -> Iterable[str]:
+    for query_id in sorted(run):
+        for rank, (doc_id, score) in enumerate(ranked(run[query_id], depth), start=1):
+            yield f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
+
+
+def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rayir", depth: int | None = None) -> Path:
+    """Write atomically (temporary file, then rename): a run file either exists whole or not at all."""
+    if any(c.isspace() for c in tag) or not tag:
+        raise ValueError(f"run tag {tag!r} must be one word")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(format_run_lines(run, tag, depth))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for query_id in sorted(qrels):
+            for doc_id in sorted(qrels[query_id]):
+                handle.write(f"{query_id} 0 {doc_id} {qrels[query_id][doc_id]}\n")
+    return path

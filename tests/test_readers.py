@@ -1,0 +1,146 @@
+"""Readers for every format: counts, texts, and errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rayir.data import (
+    DataFormatError,
+    DatasetUnavailableError,
+    DuplicateIdError,
+    read_docs,
+    read_qrels,
+    read_queries,
+    read_run,
+    write_run,
+)
+from tests.conftest import shared_path
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_jsonl_tsv_parquet_and_trec_docs_agree(tmp_path):
+    expected = [("a", "Title A body a"), ("b", "body b")]
+    jsonl = write(tmp_path / "c.jsonl", '{"_id": "a", "title": "Title A", "text": "body a"}\n{"doc_id": "b", "text": "body b"}\n')
+    tsv = write(tmp_path / "c.tsv", "a\tTitle A\tbody a\nb\tbody b\n")
+    trec = write(tmp_path / "c.trec", "<DOC>\n<DOCNO> a </DOCNO>\n<TITLE>Title A</TITLE>\nbody a\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\nbody b\n</DOC>\n")
+    parquet = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"doc_id": ["a", "b"], "title": ["Title A", ""], "text": ["body a", "body b"]}), parquet)
+    for source in (jsonl, tsv, trec, parquet):
+        assert [(d.doc_id, d.text) for d in read_docs(source)] == expected, source
+
+
+def test_queries_in_tsv_jsonl_and_classic_trec_topics(tmp_path):
+    tsv = write(tmp_path / "q.tsv", "1\tfirst query\n2\tsecond query\n")
+    jsonl = write(tmp_path / "q.jsonl", '{"_id": "1", "text": "first query"}\n{"query_id": 2, "text": "second query"}\n')
+    topics = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> first query\n<desc> Description:\nlong\n</top>\n"
+                   "<top>\n<num>2</num><title>\nsecond query\n</title>\n</top>\n")
+    for source in (tsv, jsonl, topics):
+        assert [(q.query_id, q.text) for q in read_queries(source)] == [("1", "first query"), ("2", "second query")]
+
+
+@pytest.mark.parametrize(
+    "name, content, line, problem",
+    [
+        ("bad.jsonl", '{"_id": "a", "text": "x"}\n{"_id": "b", "text": \n', 2, "invalid JSON"),
+        ("bad.jsonl", '{"_id": "a", "text": "x"}\n\n{"title": "no id"}\n', 3, "needs an id"),
+        ("bad.tsv", "a\tok\nb\tone\ttwo\tthree\n", 2, "found 4 fields"),
+        ("bad.trec", "<DOC>\n<DOCNO>1</DOCNO>\ntext\n</DOC>\n<DOC>\ntext without id\n</DOC>\n", 5, "without a <DOCNO>"),
+        ("bad.trec", "<DOC>\n<DOCNO>1</DOCNO>\ntext\n", 1, "not closed"),
+    ],
+)
+def test_malformed_input_names_file_and_line(tmp_path, name, content, line, problem):
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataFormatError, match=problem) as err:
+        list(read_docs(path))
+    assert err.value.line == line
+    assert str(err.value).startswith(f"{path}:{line}:")
+
+
+def test_duplicate_document_ids_are_an_error(tmp_path):
+    path = write(tmp_path / "dup.tsv", "a\tone\nb\ttwo\na\tthree\n")
+    with pytest.raises(DuplicateIdError, match="'a'"):
+        list(read_docs(path))
+
+
+def test_unknown_irds_id_fails_at_once():
+    with pytest.raises(DatasetUnavailableError, match="neither an existing path nor a known ir_datasets id"):
+        next(read_docs("no-such/dataset"))
+
+
+def test_irds_dataset_read_through_ir_datasets(tmp_path):
+    """A dataset registered with ir_datasets from local files is read through its API."""
+    import ir_datasets
+    from ir_datasets.formats import TrecQrels, TsvDocs, TsvQueries
+    from ir_datasets.util import LocalDownload
+
+    docs = write(tmp_path / "docs.tsv", "d1\tfirst doc\nd2\tsecond doc\n")
+    queries = write(tmp_path / "queries.tsv", "q1\tquestion\n")
+    qrels = write(tmp_path / "qrels.txt", "q1 0 d2 1\n")
+    name = f"rayir-test/{tmp_path.name}"
+    ir_datasets.registry.register(name, ir_datasets.Dataset(
+        TsvDocs(LocalDownload(docs)), TsvQueries(LocalDownload(queries)), TrecQrels(LocalDownload(qrels), {1: "rel"})
+    ))
+    assert [(d.doc_id, d.text) for d in read_docs(f"irds:{name}")] == [("d1", "first doc"), ("d2", "second doc")]
+    assert [(q.query_id, q.text) for q in read_queries(name)] == [("q1", "question")]
+    assert read_qrels(name) == {"q1": {"d2": 1}}
+
+
+def test_irds_dataset_without_local_files_fails_clearly():
+    with pytest.raises(DatasetUnavailableError, match="could not be downloaded"):
+        next(read_docs("irds:vaswani"))
+
+
+def test_run_files_round_trip_and_reject_bad_lines(tmp_path):
+    run = {"q2": {"d1": 0.5, "d2": 1.5}, "q1": {"d3": 2.0, "d0": 2.0}}
+    path = write_run(run, tmp_path / "out" / "x.run", tag="t")
+    lines = path.read_text().splitlines()
+    assert lines == ["q1 Q0 d0 1 2 t", "q1 Q0 d3 2 2 t", "q2 Q0 d2 1 1.5 t", "q2 Q0 d1 2 0.5 t"]
+    assert read_run(path) == {"q1": {"d0": 2.0, "d3": 2.0}, "q2": {"d1": 0.5, "d2": 1.5}}
+    bad = write(tmp_path / "bad.run", "q1 Q0 d1 1 0.5 t\nq1 Q0 d1 2 0.4 t\n")
+    with pytest.raises(DataFormatError, match="bad.run:2: document 'd1' ranked twice"):
+        read_run(bad)
+
+
+def test_qrels_trec_and_beir_layouts(tmp_path):
+    trec = write(tmp_path / "q.txt", "1 0 a 1\n1 0 b 0\n2 0 a 2\n")
+    beir = write(tmp_path / "q.tsv", "query-id\tcorpus-id\tscore\n1\ta\t1\n1\tb\t0\n2\ta\t2\n")
+    assert read_qrels(trec) == read_qrels(beir) == {"1": {"a": 1, "b": 0}, "2": {"a": 2}}
+    conflict = write(tmp_path / "c.txt", "1 0 a 1\n1 0 a 2\n")
+    with pytest.raises(DataFormatError, match="c.txt:2: conflicting"):
+        read_qrels(conflict)
+
+
+def test_scifact_counts():
+    root = shared_path("data", "scifact")
+    assert sum(1 for _ in read_docs(root)) == 5183
+    assert sum(1 for _ in read_queries(root)) == 1109
+    assert sum(1 for _ in read_queries(root, split="test")) == 300
+    assert sum(len(v) for v in read_qrels(root, "test").values()) == 339
+    assert sum(len(v) for v in read_qrels(root, "train").values()) == 919
+    first = json.loads((root / "corpus.jsonl").open().readline())
+    assert next(read_docs(root)).text == f"{first['title']} {first['text']}"
+
+
+def test_vaswani_counts():
+    root = shared_path("data", "vaswani")
+    assert sum(1 for _ in read_docs(root / "doc-text.trec")) == 11429
+    topics = list(read_queries(root / "query-text.trec"))
+    assert len(topics) == 93 and topics[0].text.startswith("MEASUREMENT OF DIELECTRIC")
+    assert sum(len(v) for v in read_qrels(root / "qrels").values()) == 2083
+
+
+def test_readers_stream(tmp_path):
+    """The first record comes before the reader has looked at the rest of the file."""
+    path = write(tmp_path / "c.jsonl", '{"_id": "a", "text": "x"}\n' + "not json\n" * 3)
+    reader = read_docs(path)
+    assert next(reader).doc_id == "a"
+    with pytest.raises(DataFormatError):
+        next(reader)

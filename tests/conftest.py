@@ -76,3 +76,16 @@ def sample_collection() -> Path:
     from rayir.resources import SAMPLE_COLLECTION
 
     return SAMPLE_COLLECTION
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs); only this session's Ray is stopped."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    if started:
+        ray.shutdown()

@@ -57,7 +57,8 @@ class BiEncoderModel(PreTrainedModel):
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         if module is self.projection:
-            torch.nn.init.normal_(module.weight, std=0.02)
+            # Seeded: the same backbone + settings always yields the same fresh head.
+            torch.nn.init.normal_(module.weight, std=0.02, generator=torch.Generator().manual_seed(0))
             if module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
 

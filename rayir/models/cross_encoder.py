@@ -38,17 +38,20 @@ class CrossEncoderModel(PreTrainedModel):
         self.head = torch.nn.Linear(hidden, 1) if config.mode in ("pointwise", "listwise") else None
         self.list_encoder = None
         if config.mode == "listwise":
-            layer = torch.nn.TransformerEncoderLayer(
-                hidden, config.listwise_heads, dim_feedforward=2 * hidden, dropout=0.0, batch_first=True
-            )
-            self.list_encoder = torch.nn.TransformerEncoder(layer, config.listwise_layers, enable_nested_tensor=False)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # a fresh list encoder is the same on every load
+                layer = torch.nn.TransformerEncoderLayer(
+                    hidden, config.listwise_heads, dim_feedforward=2 * hidden, dropout=0.0, batch_first=True
+                )
+                self.list_encoder = torch.nn.TransformerEncoder(layer, config.listwise_layers, enable_nested_tensor=False)
         # Token ids the seq2seq heads read; filled in by the module once a tokenizer is known.
         self.register_buffer("head_token_ids", torch.zeros(2, dtype=torch.long), persistent=False)
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
         if module is self.head:
-            torch.nn.init.normal_(module.weight, std=0.02)
+            # Seeded: the same backbone + settings always yields the same fresh head.
+            torch.nn.init.normal_(module.weight, std=0.02, generator=torch.Generator().manual_seed(0))
             torch.nn.init.zeros_(module.bias)
 
     def set_head_tokens(self, token_ids: list[int]) -> None:

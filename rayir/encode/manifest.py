@@ -1,0 +1,79 @@
+"""The embeddings manifest: what was encoded, by which model, and proof that nothing is missing.
+
+``manifest.json`` is written last, after verification, so its presence means the directory is
+complete: every staged document appears in exactly one shard, in order, and every shard's checksum
+is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+
+from ..atomic import sha256_file
+from ..models.bi_encoder import BiEncoderModel
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def model_fingerprint(model: BiEncoderModel) -> str:
+    """SHA-256 over the model config and every parameter: equal fingerprints, equal encodings."""
+    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{directory}: no {MANIFEST}; the encoding is missing or unfinished")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {manifest.get('format_version')} (this rayir reads {FORMAT_VERSION})")
+    return manifest
+
+
+class VerificationError(RuntimeError):
+    """Embedding shards disagree with the staged corpus or the manifest."""
+
+
+def verify_shard_against_chunk(shard: Path, chunk: Path) -> int:
+    """Same doc ids in the same order; returns the row count."""
+    shard_ids = pq.read_table(shard, columns=["doc_id"]).column("doc_id")
+    chunk_ids = pq.read_table(chunk, columns=["doc_id"]).column("doc_id")
+    if not shard_ids.equals(chunk_ids):
+        raise VerificationError(f"{shard}: document ids differ from {chunk}")
+    return len(shard_ids)
+
+
+def verify_manifest(directory: str | Path, check_checksums: bool = True) -> dict[str, Any]:
+    """Re-check a finished directory: shard row counts, checksums and globally unique doc ids."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    seen: set[str] = set()
+    total = 0
+    for shard in manifest["shards"]:
+        path = directory / shard["file"]
+        if not path.exists():
+            raise VerificationError(f"{path}: listed in the manifest but missing")
+        if check_checksums and sha256_file(path) != shard["sha256"]:
+            raise VerificationError(f"{path}: checksum differs from the manifest")
+        ids = pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist()
+        if len(ids) != shard["rows"]:
+            raise VerificationError(f"{path}: {len(ids)} rows, manifest says {shard['rows']}")
+        before = len(seen)
+        seen.update(ids)
+        if len(seen) - before != len(ids):
+            raise VerificationError(f"{path}: document ids repeated across shards")
+        total += len(ids)
+    if total != manifest["documents"]:
+        raise VerificationError(f"{directory}: {total} documents in shards, manifest says {manifest['documents']}")
+    return manifest

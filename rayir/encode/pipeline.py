@@ -1,0 +1,215 @@
+"""``encode_corpus``: a corpus in, Parquet embedding shards and a verified manifest out, on Ray Data.
+
+Output directory::
+
+    manifest.json            written last: the directory is complete (see manifest.py)
+    embeddings/part-*.parquet one shard per staged chunk (schemas in formats.py)
+    staging/                 chunked document texts; removed after success unless keep_staging
+
+A crash leaves finished shards in place; running the same call again encodes only what is
+missing. ``retries`` re-runs the pending chunks within one call after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from ..atomic import write_json
+from ..models.loaders import load_bi_encoder
+from ..ray_runtime import ensure_ray
+from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, read_manifest, verify_shard_against_chunk
+from .staging import Chunk, stage_corpus
+from .worker import ChunkEncoder, shard_name
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclass
+class EncodeResult:
+    output_dir: Path
+    manifest: dict[str, Any]
+    encoded_shards: int
+    seconds: float
+
+    @property
+    def documents(self) -> int:
+        return self.manifest["documents"]
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.documents / self.seconds if self.seconds else float("inf")
+
+
+def _log(message: str) -> None:
+    print(f"[rayir.encode] {message}", file=sys.stderr, flush=True)
+
+
+def _pending(chunks: list[Chunk], staging: Path, shards: Path) -> list[Chunk]:
+    """Chunks whose shard is absent or does not match the chunk (a shard from an older attempt)."""
+    pending = []
+    for chunk in chunks:
+        shard = shards / shard_name(chunk.index)
+        if not shard.exists() or pq.ParquetFile(shard).metadata.num_rows != chunk.rows:
+            pending.append(chunk)
+    for leftover in shards.glob(".part-*.tmp"):  # temp files of a killed writer
+        leftover.unlink(missing_ok=True)
+    return pending
+
+
+def encode_corpus(
+    model: str | Path,
+    corpus: str | Path,
+    output_dir: str | Path,
+    *,
+    docs_per_shard: int = 4096,
+    batch_size: int = 32,
+    num_encoders: int = 1,
+    threads_per_encoder: int | None = None,
+    gpus_per_encoder: float = 0,
+    precision: str = "float32",
+    retries: int = 1,
+    overwrite: bool = False,
+    keep_staging: bool = False,
+    encoder_cls: type = ChunkEncoder,
+    **config_overrides: Any,
+) -> EncodeResult:
+    """Encode every document of ``corpus`` with the bi-encoder at ``model`` into ``output_dir``.
+
+    ``num_encoders`` actors each load the model once; ``gpus_per_encoder > 0`` places them on GPUs,
+    otherwise each uses ``threads_per_encoder`` CPU threads (default: the cluster's CPUs split
+    evenly). ``precision="bfloat16"`` runs the encoder under bf16 autocast (vectors are stored as
+    float32). ``config_overrides`` (e.g. ``doc_max_length=256``) adjust the model config.
+    """
+    import ray
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    if num_encoders < 1 or batch_size < 1 or retries < 0:
+        raise ValueError("num_encoders and batch_size must be >= 1, retries >= 0")
+    output_dir = Path(output_dir)
+    if overwrite and output_dir.exists():
+        shutil.rmtree(output_dir)
+
+    started = time.perf_counter()
+    probe, _ = load_bi_encoder(model, **config_overrides)
+    config = probe.config
+    settings = {
+        "model": str(model),
+        "model_fingerprint": model_fingerprint(probe),
+        "config_overrides": config_overrides,
+        "corpus": str(corpus),
+        "docs_per_shard": docs_per_shard,
+        "precision": precision,
+    }
+    dims = {"mode": config.mode, "dim": probe.embedding_dim}
+    del probe
+
+    if (output_dir / MANIFEST).exists():
+        manifest = read_manifest(output_dir)
+        if manifest["settings"] != settings:
+            raise ValueError(f"{output_dir}: holds a finished encoding with other settings; use overwrite=True")
+        _log(f"{output_dir} is already complete ({manifest['documents']} documents)")
+        return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
+
+    staging, shards = output_dir / "staging", output_dir / "embeddings"
+    shards.mkdir(parents=True, exist_ok=True)
+    chunks = stage_corpus(corpus, staging, docs_per_shard, settings)
+    total_docs = sum(c.rows for c in chunks)
+    pending = _pending(chunks, staging, shards)
+    _log(f"{total_docs} documents in {len(chunks)} shards; {len(pending)} to encode")
+
+    ensure_ray()
+    if threads_per_encoder is None:
+        threads_per_encoder = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_encoders)
+    encoded = 0
+    for attempt in range(retries + 1):
+        if not pending:
+            break
+        try:
+            encoded += _run_encoders(
+                pending, encoder_cls, str(model), config_overrides, staging, shards, batch_size,
+                "cuda" if gpus_per_encoder else "cpu", precision, threads_per_encoder, num_encoders,
+                gpus_per_encoder, total_docs,
+            )
+        except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
+            pending = _pending(chunks, staging, shards)
+            done = len(chunks) - len(pending)
+            if attempt == retries:
+                raise RuntimeError(
+                    f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
+                    "run the same command again to resume"
+                ) from err
+            _log(f"attempt {attempt + 1} failed ({type(err).__name__}); retrying {len(pending)} shards")
+            continue
+        pending = _pending(chunks, staging, shards)
+
+    manifest = _finish(output_dir, chunks, staging, settings, dims, config)
+    if not keep_staging:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - started
+    _log(f"done: {manifest['documents']} documents, {len(chunks)} shards, {encoded} encoded now, "
+         f"{seconds:.1f}s, {output_dir}")
+    return EncodeResult(output_dir, manifest, encoded, seconds)
+
+
+def _run_encoders(pending, encoder_cls, model, overrides, staging, shards, batch_size, device, precision,
+                  threads, num_encoders, gpus, total_docs) -> int:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    dataset = ray.data.from_items([{"index": c.index, "chunk": c.path} for c in pending], override_num_blocks=len(pending))
+    results = dataset.map_batches(
+        encoder_cls,
+        fn_constructor_kwargs=dict(
+            model=model, overrides=overrides, staging_dir=str(staging), shard_dir=str(shards),
+            batch_size=batch_size, device=device, precision=precision, threads=threads,
+        ),
+        batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=min(num_encoders, len(pending))),
+        num_cpus=0 if gpus else threads,
+        num_gpus=gpus or None,
+        max_restarts=1,
+    )
+    started, docs, shards_done = time.perf_counter(), 0, 0
+    rows_by_index = {c.index: c.rows for c in pending}
+    for row in results.iter_rows():
+        shards_done += 1
+        docs += int(row["rows"])
+        if row["rows"] != rows_by_index[int(row["index"])]:
+            raise RuntimeError(f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents")
+        rate = docs / max(time.perf_counter() - started, 1e-9)
+        _log(f"shard {int(row['index'])} done ({shards_done}/{len(pending)} this run, {docs} docs, {rate:.1f} docs/s)")
+    return shards_done
+
+
+def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, dims, config) -> dict[str, Any]:
+    from ..atomic import sha256_file
+
+    shard_entries = []
+    for chunk in chunks:
+        path = output_dir / "embeddings" / shard_name(chunk.index)
+        rows = verify_shard_against_chunk(path, staging / chunk.path)
+        shard_entries.append({"file": f"embeddings/{path.name}", "rows": rows, "sha256": sha256_file(path)})
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": "embeddings",
+        "mode": dims["mode"],
+        "dim": dims["dim"],
+        "documents": sum(s["rows"] for s in shard_entries),
+        "shards": shard_entries,
+        "settings": settings,
+        "model_config": json.loads(config.to_json_string(use_diff=False)),
+    }
+    write_json(output_dir / MANIFEST, manifest)
+    from .manifest import verify_manifest
+
+    return verify_manifest(output_dir, check_checksums=False)

@@ -1,0 +1,94 @@
+"""The encoder that runs inside each Ray Data actor: one model per actor, one chunk per call."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from ..atomic import sha256_file, write_with
+from ..models.bi_encoder import Embeddings
+from ..modules import BiEncoderModule
+from .formats import embeddings_to_table
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+class ChunkEncoder:
+    """Encodes staged chunks into embedding shards.
+
+    ``__call__`` takes a Ray Data batch of chunk rows (``index``, ``chunk``) and returns one row
+    per chunk with the shard's row count and checksum. Within a chunk, texts are encoded in
+    length-sorted mini-batches (little padding), then written back in corpus order. Each shard is
+    written atomically under a name fixed by its chunk index, so a retried chunk replaces rather
+    than duplicates.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        overrides: dict[str, Any],
+        staging_dir: str,
+        shard_dir: str,
+        batch_size: int,
+        device: str,
+        precision: str,
+        threads: int | None,
+    ) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.module = BiEncoderModule(model, batch_size=batch_size, **overrides).to(device)
+        self.module.eval()
+        self.mode = self.module.config.mode
+        self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
+        self.batch_size, self.device, self.precision = batch_size, torch.device(device), precision
+
+    def _autocast(self):
+        if self.precision == "bfloat16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def encode_batch(self, texts: list[str]) -> Embeddings:
+        """Embeddings of one mini-batch of document texts."""
+        with self._autocast():
+            embeddings = self.module.model.encode(self.module.tokenizer.docs(texts), is_query=False)
+        return Embeddings(embeddings.vectors.float(), embeddings.mask)
+
+    def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        parts = []
+        for start in range(0, len(texts), self.batch_size):
+            picked = order[start : start + self.batch_size]
+            embeddings = self.encode_batch([texts[i] for i in picked])
+            parts.append(embeddings_to_table(self.mode, [doc_ids[i] for i in picked], embeddings))
+        table = pa.concat_tables(parts)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return table.take(pa.array(inverse))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows, checksums, seconds = [], [], []
+        for index, chunk in zip(batch["index"], batch["chunk"]):
+            started = time.perf_counter()
+            source = pq.read_table(self.staging_dir / str(chunk))
+            table = self.encode_chunk(source.column("doc_id").to_pylist(), source.column("text").to_pylist())
+            path = self.shard_dir / shard_name(int(index))
+            write_with(path, lambda tmp: pq.write_table(table, tmp))
+            rows.append(table.num_rows)
+            checksums.append(sha256_file(path))
+            seconds.append(time.perf_counter() - started)
+        return {
+            "index": np.asarray(batch["index"]),
+            "rows": np.asarray(rows, dtype=np.int64),
+            "sha256": np.asarray(checksums),
+            "seconds": np.asarray(seconds),
+        }

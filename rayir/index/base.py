@@ -1,0 +1,108 @@
+"""What every index shard backend offers, and the files all of them share.
+
+A shard directory holds ``doc_ids.parquet`` (the shard's documents in internal order) and
+``meta.json`` (backend type and settings), beside the backend's own plain files (Faiss index files,
+``.npy`` arrays). Nothing is pickled: loading an index from an untrusted source runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..atomic import write_json, write_with
+
+
+@dataclass
+class QueryBatch:
+    """Query representations in the form a backend searches.
+
+    ``dense``: ``vectors`` ``(B, D)``; ``multi_vector``: ``vectors`` ``(B, L, D)`` + ``mask``;
+    ``sparse``: CSR ``indptr``/``terms``/``weights`` over the vocabulary.
+    """
+
+    vectors: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    indptr: np.ndarray | None = None
+    terms: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors) if self.vectors is not None else len(self.indptr) - 1
+
+
+@dataclass
+class Hits:
+    """Top-k of a query batch: ``scores`` ``(B, k)`` float32 and ``doc_ids`` (lists of str).
+
+    Rows hold fewer than ``k`` hits when fewer documents match (sparse search)."""
+
+    scores: list[np.ndarray]
+    doc_ids: list[list[str]]
+
+
+class IndexShard(Protocol):
+    def search(self, queries: QueryBatch, k: int) -> Hits: ...
+
+
+def save_doc_ids(directory: Path, doc_ids: list[str]) -> None:
+    table = pa.table({"doc_id": pa.array(doc_ids, pa.string())})
+    write_with(directory / "doc_ids.parquet", lambda tmp: pq.write_table(table, tmp))
+
+
+def load_doc_ids(directory: Path) -> np.ndarray:
+    return np.asarray(pq.read_table(directory / "doc_ids.parquet").column("doc_id").to_pylist(), dtype=object)
+
+
+def save_meta(directory: Path, meta: dict[str, Any]) -> None:
+    write_json(directory / "meta.json", meta)
+
+
+def load_meta(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "meta.json").read_text())
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    write_with(path, lambda tmp: np.save(tmp.open("wb"), array, allow_pickle=False))
+
+
+def load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def top_k(scores: np.ndarray, k: int, doc_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores of the ``k`` best entries of 1-D ``scores``, best first.
+
+    Ties are broken by doc id (as in run files), so the result does not depend on how documents
+    were split over shards.
+    """
+    n = scores.shape[0]
+    k = min(k, n)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if k < n:
+        kth = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= kth)  # includes every document tied with the k-th
+    else:
+        candidates = np.arange(n)
+    order = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), doc_ids[i]))[:k]
+    best = np.asarray(order, dtype=np.int64)
+    return best, scores[best]
+
+
+def merge_hits(parts: list[Hits], k: int) -> Hits:
+    """Exact global top-k from per-shard top-k lists (score descending, doc id ascending)."""
+    scores, doc_ids = [], []
+    for row in range(len(parts[0].doc_ids)):
+        pooled = [(float(s), d) for part in parts for s, d in zip(part.scores[row], part.doc_ids[row])]
+        pooled.sort(key=lambda item: (-item[0], item[1]))
+        pooled = pooled[:k]
+        scores.append(np.asarray([s for s, _ in pooled], dtype=np.float32))
+        doc_ids.append([d for _, d in pooled])
+    return Hits(scores, doc_ids)

@@ -1,0 +1,65 @@
+"""Dense vectors in a Faiss index built from a factory string (``Flat``, ``IVF256,Flat``,
+``HNSW32``, ``IVF256,PQ16``, ``PQ16``...). Scores are inner products; for cosine similarity the
+vectors (and later the queries) are L2-normalised first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .base import Hits, QueryBatch, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
+
+
+def build_dense_shard(
+    vectors: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
+    train_sample: int = 100_000, seed: int = 0, threads: int | None = None,
+) -> dict:
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if normalize:
+        faiss.normalize_L2(vectors)
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        sample = vectors[rng.choice(len(vectors), min(train_sample, len(vectors)), replace=False)]
+        index.train(sample)
+    index.add(vectors)
+    directory.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(directory / "index.faiss"))
+    save_doc_ids(directory, doc_ids)
+    meta = {"type": "dense", "factory": factory, "normalize": normalize, "dim": int(vectors.shape[1]),
+            "documents": len(doc_ids)}
+    save_meta(directory, meta)
+    return meta
+
+
+class DenseShard:
+    """A loaded Faiss shard; ``nprobe`` / ``ef_search`` tune IVF / HNSW recall."""
+
+    def __init__(self, directory: Path, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        self.meta = load_meta(directory)
+        self.index = faiss.read_index(str(directory / "index.faiss"))
+        self.doc_ids = load_doc_ids(directory)
+        if nprobe is not None:
+            faiss.extract_index_ivf(self.index).nprobe = nprobe
+        if ef_search is not None:
+            faiss.downcast_index(self.index).hnsw.efSearch = ef_search
+
+    def search(self, queries: QueryBatch, k: int) -> Hits:
+        vectors = np.ascontiguousarray(queries.vectors, dtype=np.float32)
+        if self.meta["normalize"]:
+            vectors = vectors.copy()
+            faiss.normalize_L2(vectors)
+        k_eff = min(k, len(self.doc_ids))
+        scores, positions = self.index.search(vectors, k_eff)
+        hits_scores, hits_ids = [], []
+        for row_scores, row_positions in zip(scores, positions):
+            valid = row_positions >= 0
+            ids = self.doc_ids[row_positions[valid]]
+            order, best = top_k(row_scores[valid], k, ids)
+            hits_scores.append(best.astype(np.float32))
+            hits_ids.append([str(x) for x in ids[order]])
+        return Hits(hits_scores, hits_ids)

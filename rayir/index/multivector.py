@@ -1,0 +1,80 @@
+"""Late-interaction (ColBERT-style) search: token-level ANN for candidates, exact MaxSim to rank.
+
+Files: ``index.faiss`` over all document token vectors (any factory string), ``tokens.npy`` (the
+same vectors, exact, float32, memory-mapped at search time) and ``offsets.npy`` (document ``i``
+owns tokens ``offsets[i]:offsets[i+1]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
+
+
+def build_multivector_shard(
+    tokens: np.ndarray, counts: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
+    query_aggregation: str, train_sample: int = 200_000, seed: int = 0, threads: int | None = None,
+) -> dict:
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    tokens = np.ascontiguousarray(tokens, dtype=np.float32)
+    if normalize:
+        faiss.normalize_L2(tokens)
+    index = faiss.index_factory(tokens.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        index.train(tokens[rng.choice(len(tokens), min(train_sample, len(tokens)), replace=False)])
+    index.add(tokens)
+    directory.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(directory / "index.faiss"))
+    save_array(directory / "tokens.npy", tokens)
+    save_array(directory / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+    save_doc_ids(directory, doc_ids)
+    meta = {"type": "multi_vector", "factory": factory, "normalize": normalize, "dim": int(tokens.shape[1]),
+            "query_aggregation": query_aggregation, "documents": len(doc_ids), "tokens": int(len(tokens))}
+    save_meta(directory, meta)
+    return meta
+
+
+class MultiVectorShard:
+    """``candidates_per_token``: token neighbours fetched per query token to form the candidate set."""
+
+    def __init__(self, directory: Path, candidates_per_token: int = 64, nprobe: int | None = None) -> None:
+        self.meta = load_meta(directory)
+        self.index = faiss.read_index(str(directory / "index.faiss"))
+        if nprobe is not None:
+            faiss.extract_index_ivf(self.index).nprobe = nprobe
+        self.tokens = load_array(directory / "tokens.npy", mmap=True)
+        self.offsets = load_array(directory / "offsets.npy")
+        self.token_doc = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
+        self.doc_ids = load_doc_ids(directory)
+        self.candidates_per_token = candidates_per_token
+
+    def maxsim(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """Exact scores of one query's token vectors ``(Lq, D)`` against the documents ``docs``."""
+        starts, ends = self.offsets[docs], self.offsets[docs + 1]
+        token_rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+        sims = query @ np.asarray(self.tokens[token_rows]).T  # (Lq, tokens of all candidates)
+        bounds = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
+        best = np.maximum.reduceat(sims, bounds, axis=1)  # (Lq, candidates)
+        total = best.sum(axis=0)
+        return total / len(query) if self.meta["query_aggregation"] == "mean" else total
+
+    def search(self, queries: QueryBatch, k: int) -> Hits:
+        hits_scores, hits_ids = [], []
+        for vectors, mask in zip(queries.vectors, queries.mask):
+            query = np.ascontiguousarray(vectors[mask.astype(bool)], dtype=np.float32)
+            if self.meta["normalize"]:
+                faiss.normalize_L2(query)
+            _, neighbours = self.index.search(query, min(self.candidates_per_token, len(self.token_doc)))
+            docs = np.unique(self.token_doc[neighbours[neighbours >= 0]])
+            scores = self.maxsim(query, docs).astype(np.float32)
+            ids = self.doc_ids[docs]
+            order, best = top_k(scores, k, ids)
+            hits_scores.append(best)
+            hits_ids.append([str(x) for x in ids[order]])
+        return Hits(hits_scores, hits_ids)

@@ -1,0 +1,123 @@
+"""Ray Data encoding: every document exactly once, vectors equal a single-process encoding."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from rayir import BiEncoderModule
+from rayir.data import read_docs
+from rayir.encode import ChunkEncoder, encode_corpus, read_manifest, verify_manifest
+
+MULTI = {"mode": "multi_vector", "pooling": None, "embedding_dim": 8, "mask_punctuation": True, "doc_max_length": 40}
+
+
+def shard_table(directory: Path):
+    import pyarrow as pa
+
+    manifest = read_manifest(directory)
+    return pa.concat_tables([pq.read_table(directory / s["file"]) for s in manifest["shards"]])
+
+
+def reference_docs(collection):
+    docs = list(read_docs(collection))
+    return [d.doc_id for d in docs], [d.text for d in docs]
+
+
+@pytest.mark.parametrize("kind", ["dense", "multi_vector", "sparse"])
+def test_encoding_matches_single_process(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir, tmp_path):
+    model, overrides = {"dense": (tiny_bert_dir, {}), "multi_vector": (tiny_bert_dir, MULTI),
+                        "sparse": (tiny_mlm_dir, {})}[kind]
+    result = encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, **overrides)
+    assert result.documents == 30 and len(result.manifest["shards"]) == 5
+    assert not (tmp_path / "enc" / "staging").exists()
+    verify_manifest(tmp_path / "enc")
+
+    ids, texts = reference_docs(sample_collection)
+    table = shard_table(tmp_path / "enc")
+    assert table.column("doc_id").to_pylist() == ids  # each exactly once, in corpus order
+    module = BiEncoderModule(model, batch_size=64, **overrides)
+    expected = module.encode_docs(texts)
+    if kind == "dense":
+        got = np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+        np.testing.assert_allclose(got, expected.vectors.numpy(), atol=1e-5)
+    elif kind == "sparse":
+        dense = torch.zeros_like(expected.vectors)
+        for row, (terms, weights) in enumerate(zip(table.column("terms").to_pylist(), table.column("weights").to_pylist())):
+            dense[row, terms] = torch.tensor(weights)
+        assert (dense - expected.vectors).abs().max() <= 1e-5
+    else:
+        for row, (count, flat) in enumerate(zip(table.column("num_tokens").to_pylist(), table.column("token_embeddings").to_pylist())):
+            want = expected.vectors[row][expected.mask[row]].numpy()
+            assert count == len(want)
+            np.testing.assert_allclose(np.asarray(flat, dtype=np.float32).reshape(count, -1), want, atol=1e-5)
+
+
+class FlakyEncoder(ChunkEncoder):
+    """Raises on its third mini-batch, once per marker file (i.e. once per test)."""
+
+    marker: str = ""
+
+    def encode_batch(self, texts):
+        self.calls = getattr(self, "calls", 0) + 1
+        marker = Path(self.overrides_marker)
+        if self.calls == 3 and not marker.exists():
+            marker.write_text("failed once")
+            raise RuntimeError("injected encoder failure")
+        return super().encode_batch(texts)
+
+
+def flaky(marker: Path) -> type:
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return type("FlakyOnce", (FlakyEncoder,), {"overrides_marker": str(marker)})
+
+
+def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    out = tmp_path / "enc"
+    with pytest.raises(RuntimeError, match="run the same command again to resume"):
+        encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2, retries=0,
+                      encoder_cls=flaky(tmp_path / "marker"))
+    finished_before = sorted(p.name for p in (out / "embeddings").glob("part-*.parquet"))
+    assert len(finished_before) < 8 and not (out / "manifest.json").exists()
+
+    result = encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2, retries=0)
+    assert result.encoded_shards == 8 - len(finished_before)  # only the missing shards
+    ids, _ = reference_docs(sample_collection)
+    assert shard_table(out).column("doc_id").to_pylist() == ids
+
+    again = encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2)
+    assert again.encoded_shards == 0  # finished: verified, nothing re-encoded
+
+
+def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    result = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=4, batch_size=2,
+                           retries=1, encoder_cls=flaky(tmp_path / "marker"))
+    assert (tmp_path / "marker").exists()
+    ids, _ = reference_docs(sample_collection)
+    assert shard_table(tmp_path / "enc").column("doc_id").to_pylist() == ids
+    assert result.documents == 30
+
+
+def test_changed_settings_do_not_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
+    with pytest.raises(ValueError, match="other settings"):
+        encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, pooling="max")
+    redone = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, pooling="max",
+                           overwrite=True)
+    assert redone.manifest["model_config"]["pooling"] == "max"
+
+
+def test_bfloat16_stays_close_to_float32(ray_session, sample_collection, minilm_path, tmp_path):
+    fp32 = encode_corpus(minilm_path, sample_collection, tmp_path / "fp32", docs_per_shard=15)
+    bf16 = encode_corpus(minilm_path, sample_collection, tmp_path / "bf16", docs_per_shard=15, precision="bfloat16")
+    a = np.stack(shard_table(fp32.output_dir).column("embedding").to_numpy(zero_copy_only=False))
+    b = np.stack(shard_table(bf16.output_dir).column("embedding").to_numpy(zero_copy_only=False))
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99 and np.abs(a - b).max() > 0  # close, but really bf16

@@ -1,19 +1,22 @@
-"""Distributed corpus encoding on Ray Data into Parquet embedding shards."""
+"""Distributed corpus encoding on Ray Data into Parquet embedding shards.
 
-from .formats import SCHEMAS, dense_matrix, embeddings_to_table, sparse_rows, token_matrix
-from .manifest import read_manifest, verify_manifest
-from .pipeline import EncodeResult, encode_corpus
-from .worker import ChunkEncoder
+``encode_corpus`` lives in :mod:`rayir.encode.pipeline`; the shard format in
+:mod:`rayir.encode.formats`; manifests in :mod:`rayir.encode.manifest`.
+"""
 
-__all__ = [
-    "SCHEMAS",
-    "ChunkEncoder",
-    "EncodeResult",
-    "dense_matrix",
-    "embeddings_to_table",
-    "encode_corpus",
-    "read_manifest",
-    "sparse_rows",
-    "token_matrix",
-    "verify_manifest",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "encode_corpus": "pipeline", "EncodeResult": "pipeline", "ChunkEncoder": "worker",
+    "read_manifest": "manifest", "verify_manifest": "manifest", "SCHEMAS": "formats",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

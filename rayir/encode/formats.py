@@ -15,12 +15,13 @@ punctuation are dropped).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import torch
 
-from ..models.bi_encoder import Embeddings
+if TYPE_CHECKING:
+    from ..models.bi_encoder import Embeddings
 
 SCHEMAS = {
     "dense": pa.schema([("doc_id", pa.string()), ("embedding", pa.list_(pa.float32()))]),
@@ -38,8 +39,10 @@ def _list_array(flat: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) 
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))
 
 
-def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: Embeddings) -> pa.Table:
+def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: "Embeddings") -> pa.Table:
     """Arrow table (see module docstring) for ``embeddings`` of ``doc_ids`` in the same order."""
+    import torch
+
     vectors = embeddings.vectors.detach().to("cpu", torch.float32)
     ids = pa.array(list(doc_ids), type=pa.string())
     if mode == "dense":

@@ -12,18 +12,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import pyarrow.parquet as pq
-import torch
 
 from ..atomic import sha256_file
-from ..models.bi_encoder import BiEncoderModel
+
+if TYPE_CHECKING:
+    from ..models.bi_encoder import BiEncoderModel
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def model_fingerprint(model: BiEncoderModel) -> str:
+def model_fingerprint(model: "BiEncoderModel") -> str:
     """SHA-256 over the model config and every parameter: equal fingerprints, equal encodings."""
+    import torch
+
     digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

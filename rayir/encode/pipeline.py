@@ -27,9 +27,69 @@ from ..models.loaders import load_bi_encoder
 from ..ray_runtime import ensure_ray
 from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, read_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
-from .worker import ChunkEncoder, shard_name
+from ..models.bm25 import BM25Model, bm25_fingerprint, count_terms
+from .worker import BM25ChunkEncoder, ChunkEncoder, shard_name
 
 PRECISIONS = ("float32", "bfloat16")
+
+
+@dataclass
+class EncoderSpec:
+    """What the actors run and what the manifest records about the model."""
+
+    encoder_cls: type
+    constructor: dict[str, Any]
+    mode: str
+    dim: int | None
+    fingerprint: str
+    model_config: dict[str, Any]
+    needs_corpus_statistics: bool = False
+    model_dir: Path | None = None
+
+
+def _neural_spec(model: str, overrides: dict[str, Any]) -> EncoderSpec:
+    probe, _ = load_bi_encoder(model, **overrides)
+    return EncoderSpec(
+        encoder_cls=ChunkEncoder,
+        constructor={"model": model, "overrides": overrides},
+        mode=probe.config.mode,
+        dim=probe.embedding_dim,
+        fingerprint=model_fingerprint(probe),
+        model_config=json.loads(probe.config.to_json_string(use_diff=False)),
+    )
+
+
+def _bm25_spec(overrides: dict[str, Any]) -> EncoderSpec:
+    unknown = sorted(set(overrides) - {"k1", "b"})
+    if unknown:
+        raise ValueError(f"bm25 takes k1 and b only; unknown: {unknown}")
+    k1, b = float(overrides.get("k1", 0.9)), float(overrides.get("b", 0.4))
+    return EncoderSpec(
+        encoder_cls=BM25ChunkEncoder, constructor={}, mode="sparse", dim=None, fingerprint=bm25_fingerprint(k1, b),
+        model_config={"model_type": "bm25", "mode": "sparse", "similarity": "dot", "k1": k1, "b": b},
+        needs_corpus_statistics=True,
+    )
+
+
+def _fit_bm25(spec: EncoderSpec, chunks: list[Chunk], staging: Path, model_dir: Path) -> EncoderSpec:
+    """Collection statistics from all chunks (one Ray task each), saved as the BM25 model."""
+    import ray
+    from collections import Counter
+
+    def chunk_stats(path: str):
+        return count_terms(pq.read_table(path, columns=["text"]).column("text").to_pylist())
+
+    futures = [ray.remote(chunk_stats).remote(str(staging / c.path)) for c in chunks]
+    df: Counter = Counter()
+    length = documents = 0
+    for part_df, part_length, part_docs in ray.get(futures):
+        df.update(part_df)
+        length += part_length
+        documents += part_docs
+    BM25Model.save(model_dir, df, length, documents, spec.model_config["k1"], spec.model_config["b"])
+    _log(f"bm25 statistics: {documents} documents, {len(df)} terms, avg length {length / max(documents, 1):.1f}")
+    return EncoderSpec(**{**spec.__dict__, "constructor": {"bm25_dir": str(model_dir)}, "dim": len(df),
+                          "needs_corpus_statistics": False, "model_dir": model_dir})
 
 
 @dataclass
@@ -99,18 +159,18 @@ def encode_corpus(
         shutil.rmtree(output_dir)
 
     started = time.perf_counter()
-    probe, _ = load_bi_encoder(model, **config_overrides)
-    config = probe.config
+    if str(model) == "bm25":
+        spec = _bm25_spec(config_overrides)
+    else:
+        spec = _neural_spec(str(model), config_overrides)
     settings = {
         "model": str(model),
-        "model_fingerprint": model_fingerprint(probe),
+        "model_fingerprint": spec.fingerprint,
         "config_overrides": config_overrides,
         "corpus": str(corpus),
         "docs_per_shard": docs_per_shard,
         "precision": precision,
     }
-    dims = {"mode": config.mode, "dim": probe.embedding_dim}
-    del probe
 
     if (output_dir / MANIFEST).exists():
         manifest = read_manifest(output_dir)
@@ -127,6 +187,8 @@ def encode_corpus(
     _log(f"{total_docs} documents in {len(chunks)} shards; {len(pending)} to encode")
 
     ensure_ray()
+    if spec.needs_corpus_statistics:
+        spec = _fit_bm25(spec, chunks, staging, output_dir / "bm25")
     if threads_per_encoder is None:
         threads_per_encoder = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_encoders)
     encoded = 0
@@ -134,11 +196,12 @@ def encode_corpus(
         if not pending:
             break
         try:
-            encoded += _run_encoders(
-                pending, encoder_cls, str(model), config_overrides, staging, shards, batch_size,
-                "cuda" if gpus_per_encoder else "cpu", precision, threads_per_encoder, num_encoders,
-                gpus_per_encoder, total_docs,
+            constructor = dict(
+                spec.constructor, staging_dir=str(staging), shard_dir=str(shards), batch_size=batch_size,
+                device="cuda" if gpus_per_encoder else "cpu", precision=precision, threads=threads_per_encoder,
             )
+            encoder = spec.encoder_cls if encoder_cls is ChunkEncoder else encoder_cls
+            encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, threads_per_encoder)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
             pending = _pending(chunks, staging, shards)
             done = len(chunks) - len(pending)
@@ -151,7 +214,7 @@ def encode_corpus(
             continue
         pending = _pending(chunks, staging, shards)
 
-    manifest = _finish(output_dir, chunks, staging, settings, dims, config)
+    manifest = _finish(output_dir, chunks, staging, settings, spec)
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - started
@@ -160,8 +223,7 @@ def encode_corpus(
     return EncodeResult(output_dir, manifest, encoded, seconds)
 
 
-def _run_encoders(pending, encoder_cls, model, overrides, staging, shards, batch_size, device, precision,
-                  threads, num_encoders, gpus, total_docs) -> int:
+def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, threads) -> int:
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -169,10 +231,7 @@ def _run_encoders(pending, encoder_cls, model, overrides, staging, shards, batch
     dataset = ray.data.from_items([{"index": c.index, "chunk": c.path} for c in pending], override_num_blocks=len(pending))
     results = dataset.map_batches(
         encoder_cls,
-        fn_constructor_kwargs=dict(
-            model=model, overrides=overrides, staging_dir=str(staging), shard_dir=str(shards),
-            batch_size=batch_size, device=device, precision=precision, threads=threads,
-        ),
+        fn_constructor_kwargs=constructor,
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=min(num_encoders, len(pending))),
         num_cpus=0 if gpus else threads,
@@ -191,7 +250,7 @@ def _run_encoders(pending, encoder_cls, model, overrides, staging, shards, batch
     return shards_done
 
 
-def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, dims, config) -> dict[str, Any]:
+def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, spec: "EncoderSpec") -> dict[str, Any]:
     from ..atomic import sha256_file
 
     shard_entries = []
@@ -202,13 +261,15 @@ def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, dims
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": "embeddings",
-        "mode": dims["mode"],
-        "dim": dims["dim"],
+        "mode": spec.mode,
+        "dim": spec.dim,
         "documents": sum(s["rows"] for s in shard_entries),
         "shards": shard_entries,
         "settings": settings,
-        "model_config": json.loads(config.to_json_string(use_diff=False)),
+        "model_config": spec.model_config,
     }
+    if spec.model_dir is not None:
+        manifest["model_dir"] = str(spec.model_dir.relative_to(output_dir))
     write_json(output_dir / MANIFEST, manifest)
     from .manifest import verify_manifest
 

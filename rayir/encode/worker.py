@@ -92,3 +92,30 @@ class ChunkEncoder:
             "sha256": np.asarray(checksums),
             "seconds": np.asarray(seconds),
         }
+
+
+class BM25ChunkEncoder(ChunkEncoder):
+    """Writes BM25 document weights (see :mod:`rayir.models.bm25`) as sparse shards."""
+
+    def __init__(self, bm25_dir: str, staging_dir: str, shard_dir: str, batch_size: int, device: str,
+                 precision: str, threads: int | None) -> None:
+        from ..models.bm25 import BM25Model
+
+        self.model = BM25Model(bm25_dir)
+        self.mode = "sparse"
+        self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
+
+    def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
+        encoded = [self.model.encode_doc(text) for text in texts]
+        lengths = np.asarray([len(ids) for ids, _ in encoded])
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        terms = np.concatenate([ids for ids, _ in encoded]) if encoded else np.zeros(0, np.int32)
+        weights = np.concatenate([w for _, w in encoded]) if encoded else np.zeros(0, np.float32)
+        from .formats import SCHEMAS
+
+        return pa.Table.from_arrays(
+            [pa.array(doc_ids, pa.string()),
+             pa.ListArray.from_arrays(offsets, pa.array(terms.astype(np.int32))),
+             pa.ListArray.from_arrays(offsets, pa.array(weights.astype(np.float32)))],
+            schema=SCHEMAS["sparse"],
+        )

@@ -36,6 +36,26 @@ class QueryBatch:
     def __len__(self) -> int:
         return len(self.vectors) if self.vectors is not None else len(self.indptr) - 1
 
+    @classmethod
+    def from_embeddings(cls, embeddings: Any, mode: str) -> "QueryBatch":
+        """From model :class:`~rayir.models.Embeddings` (torch tensors) of the given mode."""
+        vectors = embeddings.vectors.detach().float().cpu().numpy()
+        if mode == "dense":
+            return cls(vectors=vectors)
+        if mode == "multi_vector":
+            return cls(vectors=vectors, mask=embeddings.mask.cpu().numpy().astype(bool))
+        rows, terms = np.nonzero(vectors > 0)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(vectors)))])
+        return cls(indptr=indptr, terms=terms.astype(np.int32), weights=vectors[rows, terms].astype(np.float32))
+
+    @classmethod
+    def from_sparse_rows(cls, rows: list[tuple[np.ndarray, np.ndarray]]) -> "QueryBatch":
+        """From per-query ``(term ids, weights)`` pairs (BM25 queries)."""
+        indptr = np.concatenate([[0], np.cumsum([len(ids) for ids, _ in rows])]).astype(np.int64)
+        terms = np.concatenate([ids for ids, _ in rows]).astype(np.int32) if rows else np.zeros(0, np.int32)
+        weights = np.concatenate([w for _, w in rows]).astype(np.float32) if rows else np.zeros(0, np.float32)
+        return cls(indptr=indptr, terms=terms, weights=weights)
+
 
 @dataclass
 class Hits:
@@ -106,3 +126,14 @@ def merge_hits(parts: list[Hits], k: int) -> Hits:
         scores.append(np.asarray([s for s, _ in pooled], dtype=np.float32))
         doc_ids.append([d for _, d in pooled])
     return Hits(scores, doc_ids)
+
+
+def train_index(index: Any, sample: np.ndarray, factory: str) -> None:
+    """Train a Faiss index, turning Faiss' assertion into an error that says what to change."""
+    try:
+        index.train(sample)
+    except RuntimeError as err:
+        raise ValueError(
+            f"Faiss factory {factory!r} could not be trained on {len(sample)} vectors of this shard "
+            f"({str(err).splitlines()[-1][:200]}); use fewer lists/centroids or fewer, larger shards"
+        ) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .base import train_index as _train
 from .base import Hits, QueryBatch, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
 
 
@@ -25,7 +26,7 @@ def build_dense_shard(
     if not index.is_trained:
         rng = np.random.default_rng(seed)
         sample = vectors[rng.choice(len(vectors), min(train_sample, len(vectors)), replace=False)]
-        index.train(sample)
+        _train(index, sample, factory)
     index.add(vectors)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))

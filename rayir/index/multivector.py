@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .base import train_index as _train
 from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
@@ -27,7 +28,7 @@ def build_multivector_shard(
     index = faiss.index_factory(tokens.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
         rng = np.random.default_rng(seed)
-        index.train(tokens[rng.choice(len(tokens), min(train_sample, len(tokens)), replace=False)])
+        _train(index, tokens[rng.choice(len(tokens), min(train_sample, len(tokens)), replace=False)], factory)
     index.add(tokens)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))

@@ -1,0 +1,119 @@
+"""Sharded indexes return exactly the brute-force top-k of the model's own scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rayir import BiEncoderModule
+from rayir.data import read_docs, read_queries
+from rayir.encode import encode_corpus
+from rayir.index import QueryBatch, build_index, load_shard, merge_hits
+from rayir.models.bm25 import BM25Model
+
+K = 10
+SETTINGS = {
+    "dense": {"similarity": "cosine"},
+    "multi_vector": {"mode": "multi_vector", "pooling": None, "embedding_dim": 8, "normalize": True,
+                     "query_expansion": True, "query_max_length": 12, "doc_max_length": 48},
+    "sparse": {},
+}
+
+
+@pytest.fixture(scope="module")
+def texts(sample_collection):
+    docs = list(read_docs(sample_collection))
+    queries = list(read_queries(sample_collection))
+    return [d.doc_id for d in docs], [d.text for d in docs], [q.text for q in queries]
+
+
+def search_all(index_dir, manifest, queries: QueryBatch, k=K, **options):
+    shards = [load_shard(index_dir / s["dir"], **options) for s in manifest["shards"]]
+    return merge_hits([s.search(queries, k) for s in shards], k)
+
+
+def brute_force(scores: np.ndarray, doc_ids: list[str], k=K):
+    ranked = [sorted(zip(row.tolist(), doc_ids), key=lambda x: (-x[0], x[1]))[:k] for row in scores]
+    return [[d for _, d in r] for r in ranked], [[s for s, _ in r] for r in ranked]
+
+
+@pytest.mark.parametrize("kind", ["dense", "multi_vector", "sparse"])
+def test_sharded_search_equals_brute_force(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir,
+                                           texts, tmp_path):
+    model = tiny_mlm_dir if kind == "sparse" else tiny_bert_dir
+    doc_ids, doc_texts, query_texts = texts
+    encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, **SETTINGS[kind])
+    module = BiEncoderModule(model, **SETTINGS[kind])
+    q = module.encode_queries(query_texts)
+    expected_ids, expected_scores = brute_force(module.model.score_matrix(q, module.encode_docs(doc_texts)).numpy(), doc_ids)
+    batch = QueryBatch.from_embeddings(q, module.config.mode)
+    for shards in (1, 3):
+        manifest = build_index(tmp_path / "enc", tmp_path / f"idx{shards}", num_shards=shards)
+        options = {"candidates_per_token": 1000} if kind == "multi_vector" else {}
+        hits = search_all(tmp_path / f"idx{shards}", manifest, batch, **options)
+        if kind == "sparse":  # only documents sharing a term are hits
+            expected = [[d for d, s in zip(i, sc) if s > 0] for i, sc in zip(expected_ids, expected_scores)]
+            assert hits.doc_ids == expected
+        else:
+            assert hits.doc_ids == expected_ids
+        for got, want in zip(hits.scores, expected_scores):
+            np.testing.assert_allclose(got, want[: len(got)], atol=1e-5, rtol=1e-5)
+
+
+def test_bm25_index_equals_reference_scores(ray_session, sample_collection, texts, tmp_path):
+    doc_ids, doc_texts, query_texts = texts
+    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=4, k1=1.2, b=0.75)
+    model = BM25Model(tmp_path / "enc" / "bm25")
+    assert model.config["documents"] == 30
+    scores = np.asarray([[model.score(q, d) for d in doc_texts] for q in query_texts])
+    expected_ids, expected_scores = brute_force(scores, doc_ids)
+    manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=2)
+    hits = search_all(tmp_path / "idx", manifest, QueryBatch.from_sparse_rows([model.encode_query(q) for q in query_texts]))
+    for got_ids, got_scores, want_ids, want_scores in zip(hits.doc_ids, hits.scores, expected_ids, expected_scores):
+        positive = [d for d, s in zip(want_ids, want_scores) if s > 0]
+        assert got_ids == positive
+        np.testing.assert_allclose(got_scores, want_scores[: len(got_ids)], atol=1e-4)
+
+
+def test_bm25_weights_by_hand():
+    """One document, worked through the Lucene formula."""
+    import math
+    from collections import Counter
+
+    from rayir.models.bm25 import Analyzer
+
+    analyze = Analyzer()
+    assert analyze("The Proteins' folding is running") == ["protein", "fold", "run"]
+    df = Counter({"protein": 1, "fold": 2, "run": 1})
+    directory = BM25Model.save(__import__("tempfile").mkdtemp(), df, total_length=8, documents=2, k1=0.9, b=0.4)
+    model = BM25Model(directory)
+    ids, weights = model.encode_doc("protein folding protein")
+    terms = {t: i for i, t in enumerate(sorted(df))}
+    idf = lambda n: math.log(1 + (2 - n + 0.5) / (n + 0.5))  # noqa: E731
+    norm = 0.9 * (1 - 0.4 + 0.4 * 3 / 4)
+    expected = {terms["protein"]: idf(1) * 2 * 1.9 / (2 + norm), terms["fold"]: idf(2) * 1 * 1.9 / (1 + norm)}
+    assert dict(zip(ids.tolist(), weights.tolist())) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("factory", ["IVF4,Flat", "HNSW16", "PQ4x4", "IVF2,PQ4x4"])
+def test_approximate_factories_build_and_search(factory, ray_session, sample_collection, tiny_bert_dir, texts, tmp_path):
+    _, _, query_texts = texts
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
+    manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=1, factory=factory)
+    assert manifest["factory"] == factory and manifest["documents"] == 30
+    batch = QueryBatch.from_embeddings(BiEncoderModule(tiny_bert_dir).encode_queries(query_texts), "dense")
+    options = {"nprobe": int(factory[3])} if factory.startswith("IVF") else {}  # probe every list
+    hits = search_all(tmp_path / "idx", manifest, batch, k=5, **options)
+    assert all(len(ids) == 5 and len(set(ids)) == 5 for ids in hits.doc_ids)
+    if factory == "IVF4,Flat":  # probing every list of a flat IVF is exact
+        flat = build_index(tmp_path / "enc", tmp_path / "flat", num_shards=1)
+        assert hits.doc_ids == search_all(tmp_path / "flat", flat, batch, k=5).doc_ids
+
+
+def test_index_refuses_to_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
+    build_index(tmp_path / "enc", tmp_path / "idx")
+    with pytest.raises(FileExistsError):
+        build_index(tmp_path / "enc", tmp_path / "idx")
+    with pytest.raises(ValueError, match="only 3 shard files"):
+        build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=4)

@@ -19,6 +19,9 @@ _EXPORTS = {
     "encode_corpus": "rayir.encode.pipeline",
     "build_index": "rayir.index.build",
     "evaluate": "rayir.evaluate",
+    "Searcher": "rayir.serve.coordinator",
+    "search": "rayir.serve.api",
+    "rerank": "rayir.serve.api",
 }
 
 __all__ = sorted(_EXPORTS)

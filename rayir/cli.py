@@ -69,6 +69,116 @@ def index(
     return summary
 
 
+def _metrics(run: dict, qrels: str | None, split: str | None, measures: list[str]) -> dict[str, float]:
+    if qrels is None:
+        return {}
+    from .evaluate import evaluate
+
+    result = evaluate(run, qrels, measures, split=split)
+    return {name: round(value, 6) for name, value in result.mean.items()}
+
+
+def search(
+    index: str,
+    queries: str,
+    output: str,
+    k: int = 100,
+    split: str | None = None,
+    qrels: str | None = None,
+    measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006 - jsonargparse reads the default
+    batch_size: int = 64,
+    shard_options: dict[str, Any] | None = None,
+    cpus_per_shard: float = 0,
+    device: str = "cpu",
+    tag: str = "rayir",
+) -> dict[str, Any]:
+    """Search a sharded index with every query; write a TREC run; optionally evaluate.
+
+    Args:
+        index: Index directory written by ``jobs/index.py`` (``<output>/index``).
+        queries: Queries: a BEIR directory (with ``split``), JSONL/TSV/TREC/Parquet, or ``irds:<id>``.
+        output: TREC run file to write.
+        k: Documents per query.
+        split: BEIR split for queries and qrels (``test``, ``train``...).
+        qrels: Judgements (a qrels file, BEIR directory or ``irds:<id>``); prints metrics when given.
+        measures: ``ir_measures`` names.
+        batch_size: Queries per encoded batch sent to the shards.
+        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``).
+        cpus_per_shard: CPUs reserved per shard actor.
+        device: Device for the query encoder.
+        tag: Run tag (last column of the run file).
+    """
+    from .data import read_queries, write_run
+    from .serve.coordinator import Searcher
+
+    query_list = list(read_queries(queries, split=split))
+    if not query_list:
+        raise ValueError(f"{queries}: no queries")
+    with Searcher(index, shard_options=shard_options, cpus_per_shard=cpus_per_shard, device=device) as searcher:
+        run = searcher.search(query_list, k=k, batch_size=batch_size)
+        restarts = searcher.restarts
+    if len(run) != len(query_list):
+        raise RuntimeError(f"run has {len(run)} queries for {len(query_list)} inputs")
+    write_run(run, output, tag=tag)
+    summary = {"stage": "search", "run": output, "queries": len(run), "k": k, "shard_retries": restarts,
+               **_metrics(run, qrels, split, measures)}
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def rerank(
+    model: str,
+    run: str,
+    queries: str,
+    corpus: str,
+    output: str,
+    depth: int = 100,
+    split: str | None = None,
+    qrels: str | None = None,
+    measures: list[str] = ["nDCG@10"],  # noqa: B006
+    kind: Literal["auto", "cross", "bi"] = "auto",
+    batch_size: int = 32,
+    num_scorers: int = 1,
+    threads_per_scorer: int | None = None,
+    gpus_per_scorer: float = 0,
+    work_dir: str | None = None,
+    tag: str = "rayir-rerank",
+    model_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Re-score the top ``depth`` candidates of a run with a cross- or bi-encoder; write the new run.
+
+    Args:
+        model: Cross-encoder or bi-encoder checkpoint directory.
+        run: Input TREC run.
+        queries: Query source (as for search).
+        corpus: Document source; texts are looked up by id through a Ray Data join.
+        output: TREC run file to write.
+        depth: Candidates per query taken from the input run.
+        split: BEIR split for queries and qrels.
+        qrels: Judgements; prints metrics when given.
+        measures: ``ir_measures`` names.
+        kind: ``cross``, ``bi``, or ``auto`` (from the checkpoint layout).
+        batch_size: Pairs per forward pass.
+        num_scorers: Scoring actors.
+        threads_per_scorer: CPU threads per scoring actor.
+        gpus_per_scorer: GPUs per scoring actor.
+        work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
+        tag: Run tag.
+        model_config: Model config overrides.
+    """
+    from .data import write_run
+    from .serve.rerank import rerank as rerank_run
+
+    result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
+                        num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
+                        gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, **(model_config or {}))
+    write_run(result, output, tag=tag)
+    summary = {"stage": "rerank", "run": output, "queries": len(result),
+               "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)}
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
 def run_stage(function) -> None:
     """``python jobs/x.py --flags`` / ``--config x.yaml`` for one stage function."""
     from jsonargparse import auto_cli

@@ -63,11 +63,29 @@ class ChunkEncoder:
             embeddings = self.module.model.encode(self.module.tokenizer.docs(texts), is_query=False)
         return Embeddings(embeddings.vectors.float(), embeddings.mask)
 
+    def _batches(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Length-sorted batches under a token budget of ``batch_size * doc_max_length``.
+
+        Sorting by token count keeps padding small; the budget lets short documents form larger
+        batches (better matmul efficiency) while long ones stay at ``batch_size``.
+        """
+        tokenizer = self.module.tokenizer.tokenizer
+        max_length = self.module.config.doc_max_length
+        lengths = np.asarray([len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
+        order = np.argsort(-lengths, kind="stable")
+        budget = self.batch_size * max_length
+        batches, start = [], 0
+        while start < len(order):
+            longest = max(int(lengths[order[start]]), 1)
+            size = max(1, min(budget // longest, 4 * self.batch_size))
+            batches.append(order[start : start + size])
+            start += size
+        return order, batches
+
     def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order, batches = self._batches(texts)
         parts = []
-        for start in range(0, len(texts), self.batch_size):
-            picked = order[start : start + self.batch_size]
+        for picked in batches:
             embeddings = self.encode_batch([texts[i] for i in picked])
             parts.append(embeddings_to_table(self.mode, [doc_ids[i] for i in picked], embeddings))
         table = pa.concat_tables(parts)

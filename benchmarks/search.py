@@ -1,0 +1,186 @@
+"""Search speed against named peers, measured in the same run on the same vectors.
+
+1. Dense: queries/s through the coordinator + 1/2/4 shard actors vs one in-process Faiss
+   ``IndexFlatIP`` (queries pre-encoded for both; batches of ``--batch-size``).
+2. BM25: rayir (encode with the BM25 "model" + inverted index build + search through the
+   coordinator) vs ``bm25s`` (tokenise + index + retrieve), wall time and nDCG@10.
+3. SPLADE: rayir's inverted index vs a torch sparse CSR matmul over all documents (the approach
+   Lightning IR takes), queries/s and whether the top-10 lists are identical.
+
+    python benchmarks/search.py --corpus ../shared/data/scifact --splade ../shared/models/splade-tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+import torch
+
+from rayir import BiEncoderModule
+from rayir.data import read_docs, read_qrels, read_queries
+from rayir.encode import encode_corpus, read_manifest
+from rayir.evaluate import evaluate
+from rayir.index import QueryBatch, build_index, load_shard
+from rayir.resources import default_model_path
+from rayir.serve.coordinator import Searcher
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def shard_table(directory: Path) -> pa.Table:
+    manifest = read_manifest(directory)
+    return pa.concat_tables([pq.read_table(directory / s["file"]) for s in manifest["shards"]])
+
+
+def dense_section(args, work: Path, queries) -> list[tuple]:
+    embeddings = Path(args.dense_embeddings) if args.dense_embeddings else work / "dense"
+    if not args.dense_embeddings:
+        encode_corpus(args.model, args.corpus, embeddings, docs_per_shard=256, num_encoders=2, threads_per_encoder=1,
+                      precision="bfloat16")
+    table = shard_table(embeddings)
+    matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    module = BiEncoderModule(args.model)
+    texts = [q.text for q in queries] * args.repeat
+    query_vectors = module.encode_queries(texts).vectors.numpy()
+    k, bs = args.k, args.batch_size
+    faiss.omp_set_num_threads(1)
+    flat = faiss.IndexFlatIP(matrix.shape[1])
+    flat.add(matrix)
+    _, faiss_seconds = timed(lambda: [flat.search(query_vectors[i:i + bs], k) for i in range(0, len(texts), bs)])
+    rows = [("Faiss IndexFlatIP, in-process", len(texts) / faiss_seconds, 1.0)]
+    for shards in (1, 2, 4):
+        build_index(embeddings, work / f"dense-idx{shards}", num_shards=shards, overwrite=True, threads_per_shard=1)
+        with Searcher(work / f"dense-idx{shards}", threads_per_shard=1) as searcher:
+            searcher.search_batch(QueryBatch(vectors=query_vectors[:bs]), k)  # warm the actors
+            _, seconds = timed(lambda: [searcher.search_batch(QueryBatch(vectors=query_vectors[i:i + bs]), k)
+                                        for i in range(0, len(texts), bs)])
+        rows.append((f"rayir coordinator, {shards} shard actor(s)", len(texts) / seconds, faiss_seconds / seconds))
+    return rows
+
+
+def bm25_section(args, work: Path, queries, qrels) -> list[tuple]:
+    import bm25s
+    import Stemmer
+
+    docs = list(read_docs(args.corpus))
+
+    def run_bm25s():
+        stemmer = Stemmer.Stemmer("porter")
+        corpus_tokens = bm25s.tokenize([d.text for d in docs], stopwords="en", stemmer=stemmer, show_progress=False)
+        retriever = bm25s.BM25(k1=0.9, b=0.4)
+        retriever.index(corpus_tokens, show_progress=False)
+        query_tokens = bm25s.tokenize([q.text for q in queries], stopwords="en", stemmer=stemmer, show_progress=False)
+        results, scores = retriever.retrieve(query_tokens, k=100, show_progress=False, n_threads=1)
+        return {q.query_id: {docs[j].doc_id: float(s) for j, s in zip(r, sc)} for q, r, sc in zip(queries, results, scores)}
+
+    def run_rayir():
+        encode_corpus("bm25", args.corpus, work / "bm25", docs_per_shard=4096, overwrite=True)
+        build_index(work / "bm25", work / "bm25-idx", overwrite=True)
+        with Searcher(work / "bm25-idx") as searcher:
+            return searcher.search(queries, k=100, batch_size=300)
+
+    peer_run, peer_seconds = timed(run_bm25s)
+    our_run, our_seconds = timed(run_rayir)
+    peer_ndcg = evaluate(peer_run, qrels, ["nDCG@10"]).mean["nDCG@10"]
+    our_ndcg = evaluate(our_run, qrels, ["nDCG@10"]).mean["nDCG@10"]
+    return [("bm25s (tokenise + index + retrieve)", peer_seconds, 1.0, peer_ndcg),
+            ("rayir (encode + build + coordinator search)", our_seconds, peer_seconds / our_seconds, our_ndcg)]
+
+
+def splade_section(args, work: Path, queries) -> list[tuple]:
+    encode_corpus(args.splade, args.corpus, work / "splade", docs_per_shard=1024, num_encoders=2,
+                  threads_per_encoder=1, doc_max_length=256, overwrite=True)
+    build_index(work / "splade", work / "splade-idx", overwrite=True)
+    table = shard_table(work / "splade")
+    doc_ids = table.column("doc_id").to_pylist()
+    module = BiEncoderModule(args.splade, query_max_length=256)
+    texts = [q.text for q in queries] * args.repeat
+    query_dense = module.encode_queries(texts).vectors
+    vocab = query_dense.shape[1]
+    terms = table.column("terms").combine_chunks()
+    weights = table.column("weights").combine_chunks()
+    crow = torch.from_numpy(terms.offsets.to_numpy().astype(np.int64))
+    docs_csr = torch.sparse_csr_tensor(crow, torch.from_numpy(terms.flatten().to_numpy().astype(np.int64)),
+                                       torch.from_numpy(weights.flatten().to_numpy()), size=(len(doc_ids), vocab))
+    k, bs = 10, args.batch_size
+
+    def torch_search():
+        tops = []
+        for i in range(0, len(texts), bs):
+            scores = (docs_csr @ query_dense[i:i + bs].T).T  # (B, N): every document scored
+            tops.extend(torch.topk(scores, k, dim=1).indices.tolist())
+        return [[doc_ids[j] for j in row] for row in tops]
+
+    batch = QueryBatch.from_embeddings(type("E", (), {"vectors": query_dense})(), "sparse")
+    shard = load_shard(work / "splade-idx" / "shard-0000")
+
+    def rayir_search():
+        found = []
+        for i in range(0, len(texts), bs):
+            part = QueryBatch(indptr=batch.indptr[i:i + bs + 1] - batch.indptr[i],
+                              terms=batch.terms[batch.indptr[i]:batch.indptr[min(i + bs, len(texts))]],
+                              weights=batch.weights[batch.indptr[i]:batch.indptr[min(i + bs, len(texts))]])
+            found.extend(shard.search(part, k).doc_ids)
+        return found
+
+    torch.set_num_threads(1)
+    peer, peer_seconds = timed(torch_search)
+    ours, our_seconds = timed(rayir_search)
+    same = sum(a == b for a, b in zip(peer, ours))
+    return [("torch sparse CSR matmul, all documents", len(texts) / peer_seconds, 1.0, ""),
+            ("rayir inverted index shard", len(texts) / our_seconds, peer_seconds / our_seconds,
+             f"{same}/{len(texts)} identical top-10")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="../shared/data/scifact")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--dense-embeddings", default=None, help="an encode_corpus output of --model (else encoded, bf16)")
+    parser.add_argument("--splade", default="../shared/models/splade-tiny")
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=10, help="query set repetitions for the throughput runs")
+    parser.add_argument("--sections", default="dense,bm25,splade")
+    args = parser.parse_args()
+    args.model = args.model or default_model_path()
+    queries = list(read_queries(args.corpus, split="test"))
+    qrels = read_qrels(args.corpus, "test")
+    work = Path(tempfile.mkdtemp(prefix="rayir-search-bench-"))
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    sections = args.sections.split(",")
+    if "dense" in sections:
+        rows = dense_section(args, work, queries)
+        print(f"\nDense search, {len(queries) * args.repeat} queries, k={args.k}, batches of {args.batch_size}")
+        print(f"{'searcher':<40} {'queries/s':>10} {'vs Faiss':>9}")
+        for name, qps, ratio in rows:
+            print(f"{name:<40} {qps:>10.1f} {ratio:>8.2f}x")
+    if "bm25" in sections:
+        rows = bm25_section(args, work, queries, qrels)
+        print(f"\nBM25 on {args.corpus}: index + search of {len(queries)} queries (k1=0.9, b=0.4)")
+        print(f"{'system':<46} {'seconds':>8} {'speed vs bm25s':>15} {'nDCG@10':>8}")
+        for name, seconds, ratio, score in rows:
+            print(f"{name:<46} {seconds:>8.2f} {ratio:>14.2f}x {score:>8.4f}")
+    if "splade" in sections:
+        rows = splade_section(args, work, queries)
+        print(f"\nSPLADE search ({Path(args.splade).name}), {len(queries) * args.repeat} queries, top-10")
+        print(f"{'searcher':<40} {'queries/s':>10} {'vs torch':>9}  agreement")
+        for name, qps, ratio, note in rows:
+            print(f"{name:<40} {qps:>10.1f} {ratio:>8.2f}x  {note}")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

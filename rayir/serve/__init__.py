@@ -1,0 +1,1 @@
+"""Serving: shard actors, the coordinator (``Searcher``), search and re-rank."""

@@ -1,0 +1,198 @@
+"""Re-rank a run: score each (query, candidate) pair with a cross- or bi-encoder on Ray Data.
+
+Document texts come from the corpus by id: the corpus is staged into Parquet chunks (streamed, one
+chunk in memory at a time) that Ray Data reads in parallel, keeping only candidate documents
+(a broadcast join against the run's candidate map), so no single process loads the corpus. Scoring runs in an actor pool
+(one model per actor); listwise cross-encoders score each query's candidates together.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from ..data.readers import read_queries
+from ..data.trec import Run, ranked, read_run
+from ..encode.staging import stage_corpus
+from ..ray_runtime import ensure_ray
+
+ModelKind = Literal["auto", "cross", "bi"]
+
+
+def detect_kind(model: str | Path) -> str:
+    """``cross`` for cross-encoder layouts (rayir cross-encoder, sequence classification, T5), else ``bi``."""
+    import json
+
+    config_path = Path(model) / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    architectures = config.get("architectures") or []
+    if config.get("model_type") == "rayir-cross-encoder" or config.get("model_type") == "t5":
+        return "cross"
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return "cross"
+    return "bi"
+
+
+class AttachCandidates:
+    """Ray Data callable: keep corpus rows that are candidates, one output row per (query, doc)."""
+
+    def __init__(self, candidates, queries) -> None:
+        import ray
+
+        self.candidates = ray.get(candidates) if isinstance(candidates, ray.ObjectRef) else candidates
+        self.queries = ray.get(queries) if isinstance(queries, ray.ObjectRef) else queries
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        query_ids, doc_ids, texts = [], [], []
+        for doc_id, text in zip(batch.column("doc_id").to_pylist(), batch.column("text").to_pylist()):
+            for query_id in self.candidates.get(doc_id, ()):
+                query_ids.append(query_id)
+                doc_ids.append(doc_id)
+                texts.append(text)
+        return pa.table({
+            "query_id": pa.array(query_ids, pa.string()),
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "query": pa.array([self.queries[q] for q in query_ids], pa.string()),
+            "text": pa.array(texts, pa.string()),
+        })
+
+
+class PairScorer:
+    """Ray Data callable class: scores a batch of (query text, doc text) pairs."""
+
+    def __init__(self, model: str, kind: str, overrides: dict[str, Any], batch_size: int, device: str,
+                 threads: int | None) -> None:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        from ..modules import BiEncoderModule, CrossEncoderModule
+
+        module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
+        self.module = module_cls(model, batch_size=batch_size, **overrides).to(device)
+        self.kind = kind
+        self.listwise = kind == "cross" and self.module.config.mode == "listwise"
+
+    def scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            if self.kind == "bi":
+                q = self.module.encode_queries(queries)
+                d = self.module.encode_docs(docs)
+                return self.module.model.score_pairs(q, d).float().cpu().numpy()
+            if self.listwise:
+                return self.module.score(queries[0], docs).scores.float().cpu().numpy()
+            return self.module.model(self.module.tokenizer.pairs(queries, docs)).float().cpu().numpy()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if "doc_ids" in batch:  # packed candidate lists (listwise): score each list jointly
+            query_ids, doc_ids, scores = [], [], []
+            for query_id, query, ids, texts in zip(batch["query_id"], batch["query"], batch["doc_ids"], batch["texts"]):
+                scores.extend(self.scores([str(query)] * len(texts), [str(t) for t in texts]).tolist())
+                query_ids.extend([query_id] * len(ids))
+                doc_ids.extend(ids)
+            return {"query_id": np.asarray(query_ids), "doc_id": np.asarray(doc_ids), "score": np.asarray(scores)}
+        scores = self.scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
+        return {"query_id": batch["query_id"], "doc_id": batch["doc_id"], "score": scores.astype(np.float64)}
+
+
+def pack_candidate_list(group: pa.Table) -> pa.Table:
+    """All candidates of one query as a single row (``doc_ids`` and ``texts`` lists)."""
+    return pa.table({
+        "query_id": [group.column("query_id")[0].as_py()],
+        "query": [group.column("query")[0].as_py()],
+        "doc_ids": [group.column("doc_id").to_pylist()],
+        "texts": [group.column("text").to_pylist()],
+    })
+
+
+def rerank(
+    model: str | Path,
+    run: str | Path | Run,
+    queries: str | Path,
+    corpus: str | Path,
+    depth: int = 100,
+    split: str | None = None,
+    kind: ModelKind = "auto",
+    batch_size: int = 32,
+    num_scorers: int = 1,
+    threads_per_scorer: int | None = None,
+    gpus_per_scorer: float = 0,
+    work_dir: str | Path | None = None,
+    **config_overrides: Any,
+) -> Run:
+    """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``."""
+    import ray
+    import ray.data
+
+    ensure_ray()
+    input_run = read_run(run) if isinstance(run, (str, Path)) else run
+    kind = detect_kind(model) if kind == "auto" else kind
+    query_texts = {q.query_id: q.text for q in read_queries(queries, split=split) if q.query_id in input_run}
+    missing_queries = sorted(set(input_run) - set(query_texts))
+    if missing_queries:
+        raise KeyError(f"{queries}: no text for {len(missing_queries)} run queries, e.g. {missing_queries[:5]}")
+    pairs = [(q, d) for q in sorted(input_run) for d, _ in ranked(input_run[q], depth)]
+    if not pairs:
+        raise ValueError("the run has no candidates to re-rank")
+
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="rayir-rerank-"))
+    chunks = stage_corpus(corpus, work / "corpus", 8192, {"corpus": str(corpus)})
+    docs = ray.data.read_parquet([str(work / "corpus" / c.path) for c in chunks])
+    candidates: dict[str, list[str]] = {}
+    for query_id, doc_id in pairs:
+        candidates.setdefault(doc_id, []).append(query_id)
+    # A broadcast join: every corpus chunk keeps the candidate documents and pairs them with their
+    # queries; the candidate map (the size of the run, not of the corpus) is shared by object ref.
+    joined = docs.map_batches(
+        AttachCandidates,
+        fn_constructor_kwargs={"candidates": ray.put(candidates), "queries": ray.put(query_texts)},
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=0.5,
+        batch_format="pyarrow",
+    ).materialize()  # finished before scoring starts: its workers never wait on the scorers' CPUs
+    if threads_per_scorer is None:
+        threads_per_scorer = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_scorers)
+    scorer_args = dict(
+        fn_constructor_kwargs=dict(model=str(model), kind=kind, overrides=config_overrides, batch_size=batch_size,
+                                   device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer),
+        compute=ray.data.ActorPoolStrategy(size=num_scorers),
+        num_cpus=0 if gpus_per_scorer else threads_per_scorer,
+        num_gpus=gpus_per_scorer or None,
+    )
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    started = time.perf_counter()
+    if kind == "cross" and _is_listwise(model, config_overrides):
+        # One row per query holding all its candidates, materialised before the scorers start.
+        lists = joined.groupby("query_id").map_groups(pack_candidate_list, batch_format="pyarrow").materialize()
+        scored = lists.map_batches(PairScorer, batch_size=1, batch_format="numpy", **scorer_args)
+    else:
+        scored = joined.map_batches(PairScorer, batch_size=batch_size, batch_format="numpy", **scorer_args)
+    result: Run = {}
+    count = 0
+    for batch in scored.iter_batches(batch_size=4096, batch_format="numpy"):
+        for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
+            result.setdefault(str(q), {})[str(d)] = float(s)
+            count += 1
+    if count != len(pairs):
+        missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
+        raise KeyError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
+    print(f"[rayir.rerank] {count} pairs of {len(result)} queries scored in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr, flush=True)
+    return result
+
+
+def _is_listwise(model: str | Path, overrides: dict[str, Any]) -> bool:
+    import json
+
+    if overrides.get("mode") == "listwise":
+        return True
+    config_path = Path(model) / "config.json"
+    return config_path.exists() and json.loads(config_path.read_text()).get("mode") == "listwise"

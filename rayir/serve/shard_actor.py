@@ -1,0 +1,28 @@
+"""One Ray actor per index shard: loads the shard once, answers query batches with its top-k."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..index import load_shard
+from ..index.base import Hits, QueryBatch
+
+
+class IndexShardActor:
+    def __init__(self, directory: str, options: dict[str, Any] | None = None, threads: int | None = None) -> None:
+        if threads:
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
+        self.directory = directory
+        self.shard = load_shard(Path(directory), **(options or {}))
+        self.calls = 0
+
+    def search(self, queries: QueryBatch, k: int) -> Hits:
+        self.calls += 1
+        return self.shard.search(queries, k)
+
+    def pid(self) -> int:
+        return os.getpid()

@@ -1,0 +1,137 @@
+"""Sharded search through the coordinator, failure recovery, and re-ranking."""
+
+from __future__ import annotations
+
+import pytest
+
+from rayir.cli import index as index_stage
+from rayir.cli import rerank as rerank_stage
+from rayir.cli import search as search_stage
+from rayir.data import read_queries, read_run
+from rayir.encode import encode_corpus
+from rayir.evaluate import evaluate
+from rayir.index import build_index
+from rayir.serve.coordinator import Searcher
+
+
+@pytest.fixture(scope="module")
+def dense_embeddings(ray_session, sample_collection, tiny_bert_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dense")
+    encode_corpus(str(tiny_bert_dir), sample_collection, out / "embeddings", docs_per_shard=4, similarity="cosine")
+    return out
+
+
+def run_with(index_dir, queries, **kwargs):
+    with Searcher(index_dir) as searcher:
+        return searcher.search(queries, k=10, batch_size=3, **kwargs), searcher
+
+
+def assert_same_run(a, b):
+    assert a.keys() == b.keys()
+    for query_id in a:
+        assert list(a[query_id]) == list(b[query_id])
+        for doc_id, score in a[query_id].items():
+            assert b[query_id][doc_id] == pytest.approx(score, abs=1e-5)
+
+
+@pytest.mark.parametrize("model", ["dense", "bm25"])
+def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sample_collection, tmp_path):
+    if model == "bm25":
+        encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=4)
+        embeddings = tmp_path / "embeddings"
+    else:
+        embeddings = dense_embeddings / "embeddings"
+    queries = list(read_queries(sample_collection))
+    runs = []
+    for shards in (1, 2, 4):
+        build_index(embeddings, tmp_path / f"idx{shards}", num_shards=shards)
+        runs.append(run_with(tmp_path / f"idx{shards}", queries)[0])
+    assert len(runs[0]) == len(queries) and all(len(r) == 10 for r in runs[0].values()) or model == "bm25"
+    assert_same_run(runs[0], runs[1])
+    assert_same_run(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_killed_shard_actor_mid_job_gives_identical_run(restart, dense_embeddings, sample_collection, tmp_path):
+    import ray
+
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx", num_shards=2)
+    queries = list(read_queries(sample_collection))
+    reference, _ = run_with(tmp_path / "idx", queries)
+
+    with Searcher(tmp_path / "idx") as searcher:
+        killed = []
+
+        def kill_after_first_batch(done, total):
+            if not killed:
+                ray.kill(searcher.actors[1], no_restart=not restart)
+                killed.append(done)
+
+        run = searcher.search(queries, k=10, batch_size=3, on_batch=kill_after_first_batch)
+        assert killed and searcher.restarts >= 1
+    assert_same_run(reference, run)
+
+
+def test_search_job_writes_run_and_metrics(dense_embeddings, sample_collection, tmp_path, capsys):
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx", num_shards=2)
+    summary = search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "run.txt"), k=5, split="test",
+                           qrels=str(sample_collection))
+    run = read_run(tmp_path / "run.txt")
+    assert len(run) == 8 and all(len(v) == 5 for v in run.values())
+    assert summary["nDCG@10"] == pytest.approx(evaluate(run, sample_collection, ["nDCG@10"], split="test").mean["nDCG@10"], abs=1e-6)
+    assert '"stage": "search"' in capsys.readouterr().out
+
+
+def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx")
+    search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=20, split="test")
+    summary = rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection),
+                           str(sample_collection), str(tmp_path / "rr.run"), depth=20, split="test",
+                           qrels=str(sample_collection), model_config={"similarity": "cosine"})
+    first, again = read_run(tmp_path / "first.run"), read_run(tmp_path / "rr.run")
+    assert_same_run(first, again)
+    measures = ["nDCG@10", "RR@10"]
+    assert evaluate(first, sample_collection, measures, "test").mean == pytest.approx(
+        evaluate(again, sample_collection, measures, "test").mean)
+    assert summary["pairs"] == 8 * 20
+
+
+@pytest.mark.parametrize("mode", ["pointwise", "listwise"])
+def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    from rayir import CrossEncoderModule
+
+    first = {"q1": {"d01": 3.0, "d02": 2.0, "d05": 1.0, "d09": 0.5}, "q4": {"d28": 1.0, "d27": 0.9}}
+    from rayir.data import write_run
+
+    write_run(first, tmp_path / "first.run")
+    rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
+                 str(tmp_path / "ce.run"), depth=3, kind="cross", model_config={"mode": mode, "listwise_heads": 2})
+    result = read_run(tmp_path / "ce.run")
+    assert {q: set(v) for q, v in result.items()} == {"q1": {"d01", "d02", "d05"}, "q4": {"d28", "d27"}}
+    module = CrossEncoderModule(tiny_bert_dir, mode=mode, listwise_heads=2)
+    texts = {"d01": None}
+    from rayir.data import DocStore
+
+    store = DocStore.from_source(sample_collection, ids=["d01", "d02", "d05"])
+    query = next(q.text for q in read_queries(sample_collection) if q.query_id == "q1")
+    expected = module.score(query, [store[d] for d in ("d01", "d02", "d05")]).scores.tolist()
+    assert [result["q1"][d] for d in ("d01", "d02", "d05")] == pytest.approx(expected, abs=1e-5)
+    del texts
+
+
+def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    from rayir.data import write_run
+
+    write_run({"q1": {"d01": 1.0, "nope": 0.5}}, tmp_path / "first.run")
+    with pytest.raises(KeyError, match="nope"):
+        rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
+                     str(tmp_path / "x.run"), kind="bi")
+    assert not (tmp_path / "x.run").exists()
+
+
+def test_index_job_end_to_end(ray_session, sample_collection, tmp_path):
+    summary = index_stage(str(sample_collection), str(tmp_path / "out"), model="bm25", num_shards=2, docs_per_shard=10)
+    assert summary["documents"] == 30 and summary["factory"] == "inverted"
+    result = search_stage(str(tmp_path / "out" / "index"), str(sample_collection), str(tmp_path / "bm25.run"),
+                          split="test", qrels=str(sample_collection))
+    assert result["nDCG@10"] > 0.5  # BM25 finds the hand-judged documents of this small collection

@@ -100,10 +100,12 @@ def bm25_section(args, work: Path, queries, qrels) -> list[tuple]:
 
 
 def splade_section(args, work: Path, queries) -> list[tuple]:
-    encode_corpus(args.splade, args.corpus, work / "splade", docs_per_shard=1024, num_encoders=2,
-                  threads_per_encoder=1, doc_max_length=256, overwrite=True)
-    build_index(work / "splade", work / "splade-idx", overwrite=True)
-    table = shard_table(work / "splade")
+    embeddings = Path(args.splade_embeddings) if args.splade_embeddings else work / "splade"
+    if not args.splade_embeddings:
+        encode_corpus(args.splade, args.corpus, embeddings, docs_per_shard=1024, num_encoders=2,
+                      threads_per_encoder=1, doc_max_length=256, query_max_length=256, overwrite=True)
+    build_index(embeddings, work / "splade-idx", overwrite=True)
+    table = shard_table(embeddings)
     doc_ids = table.column("doc_id").to_pylist()
     module = BiEncoderModule(args.splade, query_max_length=256)
     texts = [q.text for q in queries] * args.repeat
@@ -150,6 +152,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--dense-embeddings", default=None, help="an encode_corpus output of --model (else encoded, bf16)")
     parser.add_argument("--splade", default="../shared/models/splade-tiny")
+    parser.add_argument("--splade-embeddings", default=None, help="an encode_corpus output of --splade (else encoded)")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=10, help="query set repetitions for the throughput runs")

@@ -56,13 +56,16 @@ def _concat(parts: list[Embeddings]) -> Embeddings:
     return Embeddings(torch.cat(vectors), torch.cat(masks))
 
 
-class BiEncoderModule(lightning.LightningModule):
-    """A bi-encoder with its tokenizer: encode queries/documents and score them."""
+class _ScoringModule(lightning.LightningModule):
+    """Shared set-up: load from a path (with config overrides) or wrap a model + tokenizer."""
+
+    _load = staticmethod(load_bi_encoder)
+    _tokenizer_cls: type = BiEncoderTokenizer
 
     def __init__(
         self,
         model_name_or_path: str | Path | None = None,
-        model: BiEncoderModel | None = None,
+        model: torch.nn.Module | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
         batch_size: int = 32,
         **config_overrides: Any,
@@ -71,19 +74,25 @@ class BiEncoderModule(lightning.LightningModule):
         if model is None:
             if model_name_or_path is None:
                 raise ValueError("give model_name_or_path or model + tokenizer")
-            model, tokenizer = load_bi_encoder(model_name_or_path, **config_overrides)
+            model, tokenizer = self._load(model_name_or_path, **config_overrides)
         elif config_overrides:
             raise ValueError(f"config overrides {sorted(config_overrides)} only apply when loading from a path")
         if tokenizer is None:
             raise ValueError("a model passed directly needs its tokenizer")
         self.model = model
-        self.tokenizer = BiEncoderTokenizer(tokenizer, model.config)
+        self.tokenizer = self._tokenizer_cls(tokenizer, model.config)
         self.batch_size = batch_size
         self.model.eval()
 
     @property
     def config(self):
         return self.model.config
+
+
+class BiEncoderModule(_ScoringModule):
+    """A bi-encoder with its tokenizer: encode queries/documents and score them."""
+
+    model: BiEncoderModel
 
     @torch.no_grad()
     def encode_queries(self, texts: Sequence[str]) -> Embeddings:
@@ -117,34 +126,12 @@ class BiEncoderModule(lightning.LightningModule):
         return self.model.encode(batch, is_query=is_query)
 
 
-class CrossEncoderModule(lightning.LightningModule):
+class CrossEncoderModule(_ScoringModule):
     """A cross-encoder with its tokenizer: score (query, document) pairs."""
 
-    def __init__(
-        self,
-        model_name_or_path: str | Path | None = None,
-        model: CrossEncoderModel | None = None,
-        tokenizer: PreTrainedTokenizerBase | None = None,
-        batch_size: int = 32,
-        **config_overrides: Any,
-    ) -> None:
-        super().__init__()
-        if model is None:
-            if model_name_or_path is None:
-                raise ValueError("give model_name_or_path or model + tokenizer")
-            model, tokenizer = load_cross_encoder(model_name_or_path, **config_overrides)
-        elif config_overrides:
-            raise ValueError(f"config overrides {sorted(config_overrides)} only apply when loading from a path")
-        if tokenizer is None:
-            raise ValueError("a model passed directly needs its tokenizer")
-        self.model = model
-        self.tokenizer = CrossEncoderTokenizer(tokenizer, model.config)
-        self.batch_size = batch_size
-        self.model.eval()
-
-    @property
-    def config(self):
-        return self.model.config
+    model: CrossEncoderModel
+    _load = staticmethod(load_cross_encoder)
+    _tokenizer_cls = CrossEncoderTokenizer
 
     @torch.no_grad()
     def score(self, queries: str | Sequence[str], docs: Sequence[str] | Sequence[Sequence[str]]) -> ScoringOutput:

@@ -8,8 +8,6 @@ deterministic.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -96,16 +94,11 @@ def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str
     """Write atomically (temporary file, then rename): a run file either exists whole or not at all."""
     if any(c.isspace() for c in tag) or not tag:
         raise ValueError(f"run tag {tag!r} must be one word")
+    from ..atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(format_run_lines(run, tag, depth))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        handle.writelines(format_run_lines(run, tag, depth))
     return path
 
 

@@ -98,6 +98,15 @@ class EncodeResult:
     manifest: dict[str, Any]
     encoded_shards: int
     seconds: float
+    busy_seconds: dict[int, float] | None = None  # per encoder process: time spent on chunks
+
+    @property
+    def encoder_docs_per_second(self) -> float:
+        """Throughput of the encoders once running (excludes start-up, staging and verification)."""
+        if not self.busy_seconds:
+            return float("nan")
+        encoded = sum(s["rows"] for s in self.manifest["shards"])
+        return encoded / max(self.busy_seconds.values())
 
     @property
     def documents(self) -> int:
@@ -192,6 +201,7 @@ def encode_corpus(
     if threads_per_encoder is None:
         threads_per_encoder = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_encoders)
     encoded = 0
+    busy: dict[int, float] = {}
     for attempt in range(retries + 1):
         if not pending:
             break
@@ -201,7 +211,7 @@ def encode_corpus(
                 device="cuda" if gpus_per_encoder else "cpu", precision=precision, threads=threads_per_encoder,
             )
             encoder = spec.encoder_cls if encoder_cls is ChunkEncoder else encoder_cls
-            encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, threads_per_encoder)
+            encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, busy)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
             pending = _pending(chunks, staging, shards)
             done = len(chunks) - len(pending)
@@ -220,10 +230,15 @@ def encode_corpus(
     seconds = time.perf_counter() - started
     _log(f"done: {manifest['documents']} documents, {len(chunks)} shards, {encoded} encoded now, "
          f"{seconds:.1f}s, {output_dir}")
-    return EncodeResult(output_dir, manifest, encoded, seconds)
+    return EncodeResult(output_dir, manifest, encoded, seconds, busy)
 
 
-def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, threads) -> int:
+def _restart_once() -> dict[str, Any]:
+    """Encoder actors that die (OOM, lost node) are restarted once; their chunk is re-run."""
+    return {"max_restarts": 1}
+
+
+def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: dict[int, float]) -> int:
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -234,15 +249,16 @@ def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, threads
         fn_constructor_kwargs=constructor,
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=min(num_encoders, len(pending))),
-        num_cpus=0 if gpus else threads,
+        num_cpus=0 if gpus else constructor["threads"],
         num_gpus=gpus or None,
-        max_restarts=1,
+        ray_remote_args_fn=_restart_once,
     )
     started, docs, shards_done = time.perf_counter(), 0, 0
     rows_by_index = {c.index: c.rows for c in pending}
     for row in results.iter_rows():
         shards_done += 1
         docs += int(row["rows"])
+        busy[int(row["worker"])] = busy.get(int(row["worker"]), 0.0) + float(row["seconds"])
         if row["rows"] != rows_by_index[int(row["index"])]:
             raise RuntimeError(f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents")
         rate = docs / max(time.perf_counter() - started, 1e-9)

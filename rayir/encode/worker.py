@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ class ChunkEncoder:
             checksums.append(sha256_file(path))
             seconds.append(time.perf_counter() - started)
         return {
+            "worker": np.full(len(rows), os.getpid()),
             "index": np.asarray(batch["index"]),
             "rows": np.asarray(rows, dtype=np.int64),
             "sha256": np.asarray(checksums),

@@ -111,20 +111,24 @@ def top_k(scores: np.ndarray, k: int, doc_ids: np.ndarray) -> tuple[np.ndarray, 
         candidates = np.flatnonzero(scores >= kth)  # includes every document tied with the k-th
     else:
         candidates = np.arange(n)
-    order = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), doc_ids[i]))[:k]
-    best = np.asarray(order, dtype=np.int64)
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    if len(np.unique(scores[order])) < len(order):  # ties: order them by doc id (rare for floats)
+        order = np.asarray(sorted(order.tolist(), key=lambda i: (-float(scores[i]), doc_ids[i])), dtype=np.int64)
+    best = order[:k]
     return best, scores[best]
 
 
 def merge_hits(parts: list[Hits], k: int) -> Hits:
     """Exact global top-k from per-shard top-k lists (score descending, doc id ascending)."""
+    if len(parts) == 1:
+        return Hits([s[:k] for s in parts[0].scores], [ids[:k] for ids in parts[0].doc_ids])
     scores, doc_ids = [], []
     for row in range(len(parts[0].doc_ids)):
-        pooled = [(float(s), d) for part in parts for s, d in zip(part.scores[row], part.doc_ids[row])]
-        pooled.sort(key=lambda item: (-item[0], item[1]))
-        pooled = pooled[:k]
-        scores.append(np.asarray([s for s, _ in pooled], dtype=np.float32))
-        doc_ids.append([d for _, d in pooled])
+        row_scores = np.concatenate([part.scores[row] for part in parts]).astype(np.float32, copy=False)
+        row_ids = np.asarray([d for part in parts for d in part.doc_ids[row]], dtype=object)
+        best, best_scores = top_k(row_scores, k, row_ids)
+        scores.append(best_scores)
+        doc_ids.append(row_ids[best].tolist())
     return Hits(scores, doc_ids)
 
 
@@ -137,3 +141,23 @@ def train_index(index: Any, sample: np.ndarray, factory: str) -> None:
             f"Faiss factory {factory!r} could not be trained on {len(sample)} vectors of this shard "
             f"({str(err).splitlines()[-1][:200]}); use fewer lists/centroids or fewer, larger shards"
         ) from None
+
+
+def build_faiss(vectors: np.ndarray, factory: str, normalize: bool, train_sample: int, seed: int,
+                threads: int | None) -> tuple[Any, np.ndarray]:
+    """An inner-product Faiss index from a factory string, trained on a seeded sample, filled.
+
+    Returns the index and the (normalised, if asked) float32 vectors it holds."""
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if normalize:
+        faiss.normalize_L2(vectors)
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        rng = np.random.default_rng(seed)
+        train_index(index, vectors[rng.choice(len(vectors), min(train_sample, len(vectors)), replace=False)], factory)
+    index.add(vectors)
+    return index, vectors

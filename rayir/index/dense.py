@@ -9,7 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .base import train_index as _train
+from .base import build_faiss
 from .base import Hits, QueryBatch, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
 
 
@@ -17,17 +17,7 @@ def build_dense_shard(
     vectors: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
     train_sample: int = 100_000, seed: int = 0, threads: int | None = None,
 ) -> dict:
-    if threads:
-        faiss.omp_set_num_threads(threads)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if normalize:
-        faiss.normalize_L2(vectors)
-    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        rng = np.random.default_rng(seed)
-        sample = vectors[rng.choice(len(vectors), min(train_sample, len(vectors)), replace=False)]
-        _train(index, sample, factory)
-    index.add(vectors)
+    index, vectors = build_faiss(vectors, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))
     save_doc_ids(directory, doc_ids)
@@ -62,5 +52,5 @@ class DenseShard:
             ids = self.doc_ids[row_positions[valid]]
             order, best = top_k(row_scores[valid], k, ids)
             hits_scores.append(best.astype(np.float32))
-            hits_ids.append([str(x) for x in ids[order]])
+            hits_ids.append(ids[order].tolist())
         return Hits(hits_scores, hits_ids)

@@ -12,7 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .base import train_index as _train
+from .base import build_faiss
 from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
@@ -20,16 +20,7 @@ def build_multivector_shard(
     tokens: np.ndarray, counts: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
     query_aggregation: str, train_sample: int = 200_000, seed: int = 0, threads: int | None = None,
 ) -> dict:
-    if threads:
-        faiss.omp_set_num_threads(threads)
-    tokens = np.ascontiguousarray(tokens, dtype=np.float32)
-    if normalize:
-        faiss.normalize_L2(tokens)
-    index = faiss.index_factory(tokens.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    if not index.is_trained:
-        rng = np.random.default_rng(seed)
-        _train(index, tokens[rng.choice(len(tokens), min(train_sample, len(tokens)), replace=False)], factory)
-    index.add(tokens)
+    index, tokens = build_faiss(tokens, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))
     save_array(directory / "tokens.npy", tokens)
@@ -77,5 +68,5 @@ class MultiVectorShard:
             ids = self.doc_ids[docs]
             order, best = top_k(scores, k, ids)
             hits_scores.append(best)
-            hits_ids.append([str(x) for x in ids[order]])
+            hits_ids.append(ids[order].tolist())
         return Hits(hits_scores, hits_ids)

@@ -55,5 +55,5 @@ class SparseShard:
             ids = self.doc_ids[positions]
             order, best = top_k(values, k, ids)
             hits_scores.append(best.astype(np.float32))
-            hits_ids.append([str(x) for x in ids[order]])
+            hits_ids.append(ids[order].tolist())
         return Hits(hits_scores, hits_ids)

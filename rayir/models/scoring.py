@@ -26,31 +26,35 @@ def pool(token_embeddings: torch.Tensor, mask: torch.Tensor, how: str) -> torch.
 
 def splade_activation(logits: torch.Tensor, mask: torch.Tensor, how: str = "max") -> torch.Tensor:
     """SPLADE term weights: ``log(1 + relu(logits))`` over ``(B, L, V)``, pooled over masked tokens."""
-    weights = torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1).to(logits.dtype)
     if how == "max":
-        return weights.max(dim=1).values
+        # log(1 + relu(.)) is monotonic, so pooling first gives the same vector with one pass over
+        # the (B, L, V) logits instead of three.
+        pooled = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).max(dim=1).values
+        return torch.log1p(torch.relu(pooled))
+    weights = torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1).to(logits.dtype)
     if how == "sum":
         return weights.sum(dim=1)
     raise ValueError(f"unknown sparse pooling {how!r}")
 
 
+def _prepare(queries: torch.Tensor, docs: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine is a dot product of L2-normalised vectors."""
+    if how == "cosine":
+        return torch.nn.functional.normalize(queries, dim=-1), torch.nn.functional.normalize(docs, dim=-1)
+    if how != "dot":
+        raise ValueError(f"unknown similarity {how!r}")
+    return queries, docs
+
+
 def vector_similarity(queries: torch.Tensor, docs: torch.Tensor, how: str) -> torch.Tensor:
     """Row-wise similarity of aligned ``(N, D)`` queries and docs -> ``(N,)``."""
-    if how == "cosine":
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-        docs = torch.nn.functional.normalize(docs, dim=-1)
-    elif how != "dot":
-        raise ValueError(f"unknown similarity {how!r}")
+    queries, docs = _prepare(queries, docs, how)
     return (queries * docs).sum(dim=-1)
 
 
 def vector_similarity_matrix(queries: torch.Tensor, docs: torch.Tensor, how: str) -> torch.Tensor:
     """All-pairs similarity ``(Nq, D) x (Nd, D) -> (Nq, Nd)`` (in-batch negatives, brute-force search)."""
-    if how == "cosine":
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-        docs = torch.nn.functional.normalize(docs, dim=-1)
-    elif how != "dot":
-        raise ValueError(f"unknown similarity {how!r}")
+    queries, docs = _prepare(queries, docs, how)
     return queries @ docs.T
 
 
@@ -68,9 +72,7 @@ def maxsim(
     For every query token the maximum similarity over document tokens, then summed or averaged over
     query tokens.
     """
-    if similarity == "cosine":
-        queries = torch.nn.functional.normalize(queries, dim=-1)
-        docs = torch.nn.functional.normalize(docs, dim=-1)
+    queries, docs = _prepare(queries, docs, similarity)
     token_scores = queries @ docs.transpose(1, 2)  # (N, Lq, Ld)
     token_scores = token_scores.masked_fill(~doc_mask.bool().unsqueeze(1), float("-inf"))
     best = token_scores.max(dim=-1).values  # (N, Lq)

@@ -66,11 +66,12 @@ def main() -> None:
         run = {q.query_id: dict(zip(ids, map(float, sc))) for q, ids, sc in zip(queries, hits.doc_ids, hits.scores)}
         ndcg = evaluate(run, qrels, ["nDCG@10"]).mean["nDCG@10"]
         rows.append((f"dense {factory}" + (" (nprobe 8)" if options else ""), seconds, size_mb(target), recall, ndcg))
-    for sparse in args.sparse:
-        target = work / Path(sparse).name
+    for number, sparse in enumerate(args.sparse):
+        name = Path(sparse).resolve().parent.name if Path(sparse).name == "embeddings" else Path(sparse).name
+        target = work / f"sparse-{number}-{name}"
         started = time.perf_counter()
         index_manifest = build_index(sparse, target, num_shards=args.shards)
-        rows.append((f"sparse inverted ({Path(sparse).name})", time.perf_counter() - started, size_mb(target), 1.0,
+        rows.append((f"sparse inverted ({name})", time.perf_counter() - started, size_mb(target), 1.0,
                      float("nan")))
 
     print(f"\nIndex builds on {args.corpus} ({manifest['documents']} documents, {args.shards} shard(s))")

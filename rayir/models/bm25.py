@@ -17,7 +17,6 @@ A model directory holds ``bm25.json`` (parameters and collection statistics) and
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -121,6 +120,3 @@ class BM25Model:
 def bm25_fingerprint(k1: float, b: float) -> str:
     return f"bm25:{ANALYZER}:k1={k1}:b={b}"
 
-
-def idf_value(documents: int, df: int) -> float:
-    return math.log1p((documents - df + 0.5) / (df + 0.5))

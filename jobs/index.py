@@ -1,10 +1,12 @@
-"""Encode a corpus on Ray Data and build a sharded index.
+"""Encode a corpus on Ray Data and build a sharded index (= ``rayir index``).
 
     python jobs/index.py --corpus data/scifact --model path/to/model --output outputs/scifact
-    ray job submit --working-dir . -- python jobs/index.py --config configs/index.yaml
+    ray job submit --working-dir . -- python jobs/index.py --config configs/index/minilm-scifact.yaml
 """
 
-from rayir.cli import index, run_stage
+import _path  # noqa: F401 - makes the submitted working directory's rayir importable
+
+from rayir.cli import run_job
 
 if __name__ == "__main__":
-    run_stage(index)
+    run_job("index")

@@ -1,7 +1,9 @@
 """The main job end to end on the bundled sample collection: encode → index → search → evaluate."""
 
-from rayir.cli import run_stage
+import _path  # noqa: F401 - makes the submitted working directory's rayir importable
+
+from rayir.cli import run_function
 from rayir.quickstart import main
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_function(main)

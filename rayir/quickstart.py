@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli import index, search
+from .cli import EncodingOptions, index, search
 from .resources import SAMPLE_COLLECTION, default_model_path
 
 
@@ -34,7 +34,7 @@ def main(
     """
     out = Path(output)
     index(collection, str(out), model=model or default_model_path(), num_shards=num_shards,
-          docs_per_shard=10, overwrite=True)
+          encoding=EncodingOptions(docs_per_shard=10), overwrite=True)
     summary = search(str(out / "index"), collection, str(out / f"{split}.run"), k=k, split=split,
                      qrels=collection, measures=measures)
     return {m: summary[m] for m in summary if m not in {"stage", "run", "queries", "k", "shard_retries"}}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rayir.cli import EncodingOptions
 from rayir.cli import index as index_stage
-from rayir.cli import rerank as rerank_stage
+from rayir.cli import re_rank as rerank_stage
 from rayir.cli import search as search_stage
 from rayir.data import read_queries, read_run
 from rayir.encode import encode_corpus
@@ -130,7 +131,8 @@ def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_co
 
 
 def test_index_job_end_to_end(ray_session, sample_collection, tmp_path):
-    summary = index_stage(str(sample_collection), str(tmp_path / "out"), model="bm25", num_shards=2, docs_per_shard=10)
+    summary = index_stage(str(sample_collection), str(tmp_path / "out"), model="bm25", num_shards=2,
+                          encoding=EncodingOptions(docs_per_shard=10))
     assert summary["documents"] == 30 and summary["factory"] == "inverted"
     result = search_stage(str(tmp_path / "out" / "index"), str(sample_collection), str(tmp_path / "bm25.run"),
                           split="test", qrels=str(sample_collection))

@@ -55,8 +55,28 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path}: invalid JSON ({err})") from err
 
 
-def _model_dir(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
+PACKAGE_PREFIX = "pkg:"
+
+
+def _package_model_dir(module_name: str) -> Path:
+    """``pkg:<module>``: a model shipped inside a Python package that exposes ``get_model_path()``.
+
+    Configs can then name a pip-installed model the same way on a laptop and on every cluster node.
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise FileNotFoundError(f"{PACKAGE_PREFIX}{module_name}: Python package {module_name!r} is not installed") from None
+    if not hasattr(module, "get_model_path"):
+        raise ValueError(f"{PACKAGE_PREFIX}{module_name}: the package has no get_model_path()")
+    return Path(module.get_model_path())
+
+
+def resolve_model_dir(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    path = _package_model_dir(text[len(PACKAGE_PREFIX):]) if text.startswith(PACKAGE_PREFIX) else Path(text)
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         raise FileNotFoundError(
             f"{name_or_path}: not a model directory (no config.json or modules.json); rayir loads local "
@@ -100,7 +120,7 @@ def load_tokenizer(path: str | Path, backbone_config: Any = None) -> PreTrainedT
 
 def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
     """Load a bi-encoder from any supported layout (see module docstring)."""
-    path = _model_dir(name_or_path)
+    path = resolve_model_dir(name_or_path)
     if _model_type(path) == BiEncoderConfig.model_type:
         config = BiEncoderConfig.from_pretrained(str(path), **overrides)
         model = BiEncoderModel.from_pretrained(str(path), config=config)
@@ -244,7 +264,7 @@ def _load_colbert(path: Path, overrides: dict[str, Any]):
 
 def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[CrossEncoderModel, PreTrainedTokenizerBase]:
     """Load a cross-encoder from any supported layout (see module docstring)."""
-    path = _model_dir(name_or_path)
+    path = resolve_model_dir(name_or_path)
     if _model_type(path) == CrossEncoderConfig.model_type:
         config = CrossEncoderConfig.from_pretrained(str(path), **overrides)
         model = CrossEncoderModel.from_pretrained(str(path), config=config)

@@ -34,7 +34,8 @@ class Searcher:
 
     ``shard_options`` go to every shard backend (``nprobe``, ``ef_search``,
     ``candidates_per_token``). ``cpus_per_shard`` reserves CPUs per actor (0: no reservation, so
-    any number of shards fits a small machine).
+    any number of shards fits a small machine). ``shard_resources`` (e.g. ``{"index_shard": 1}``)
+    places shard actors on nodes that advertise that custom resource (memory-heavy index nodes).
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class Searcher:
         cpus_per_shard: float = 0,
         threads_per_shard: int | None = None,
         max_retries: int = 3,
+        shard_resources: dict[str, float] | None = None,
     ) -> None:
         import ray
 
@@ -53,7 +55,8 @@ class Searcher:
         self.manifest = read_index_manifest(index_dir)
         self.encoder = QueryEncoder(self.manifest, device=device)
         self.max_retries = max_retries
-        self._actor_cls = ray.remote(IndexShardActor).options(num_cpus=cpus_per_shard, max_restarts=max_retries)
+        self._actor_cls = ray.remote(IndexShardActor).options(
+            num_cpus=cpus_per_shard, resources=shard_resources or {}, max_restarts=max_retries)
         self._actor_args = [
             (str(self.index_dir / s["dir"]), shard_options or {}, threads_per_shard) for s in self.manifest["shards"]
         ]

@@ -29,7 +29,9 @@ def detect_kind(model: str | Path) -> str:
     """``cross`` for cross-encoder layouts (rayir cross-encoder, sequence classification, T5), else ``bi``."""
     import json
 
-    config_path = Path(model) / "config.json"
+    from ..models.loaders import resolve_model_dir
+
+    config_path = resolve_model_dir(model) / "config.json"
     config = json.loads(config_path.read_text()) if config_path.exists() else {}
     architectures = config.get("architectures") or []
     if config.get("model_type") == "rayir-cross-encoder" or config.get("model_type") == "t5":
@@ -192,7 +194,9 @@ def rerank(
 def _is_listwise(model: str | Path, overrides: dict[str, Any]) -> bool:
     import json
 
+    from ..models.loaders import resolve_model_dir
+
     if overrides.get("mode") == "listwise":
         return True
-    config_path = Path(model) / "config.json"
+    config_path = resolve_model_dir(model) / "config.json"
     return config_path.exists() and json.loads(config_path.read_text()).get("mode") == "listwise"

@@ -1,0 +1,5 @@
+"""``python -m rayir`` = the ``rayir`` console script."""
+
+from .cli import main
+
+main()

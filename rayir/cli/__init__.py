@@ -1,0 +1,51 @@
+"""``rayir fit | encode | index | search | re_rank | evaluate`` and the ``jobs/*.py`` entry points.
+
+Both go through one jsonargparse parser, so a YAML config written for ``rayir index --config x.yaml``
+works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job submit -- python jobs/index.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .stages import EncodingOptions, encode, evaluate, index, re_rank, search
+
+__all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "index", "main", "re_rank", "run_job", "search"]
+
+STAGES: dict[str, Callable[..., Any]] = {
+    "encode": encode,
+    "index": index,
+    "search": search,
+    "re_rank": re_rank,
+    "evaluate": evaluate,
+}
+
+# Bad input (unreadable files, wrong settings, existing outputs) ends with one line and exit status 2.
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """The ``rayir`` console script: one subcommand per stage."""
+    _run(STAGES, args)
+
+
+def run_job(stage: str, args: Sequence[str] | None = None) -> None:
+    """``jobs/<stage>.py``: the ``rayir <stage>`` parser without the subcommand word."""
+    _run(STAGES[stage], args)
+
+
+def run_function(function: Callable[..., Any], args: Sequence[str] | None = None) -> None:
+    """A command line for any typed function (the quickstart job)."""
+    _run(function, args)
+
+
+def _run(components: Any, args: Sequence[str] | None) -> None:
+    from jsonargparse import auto_cli
+
+    try:
+        auto_cli(components, args=list(args) if args is not None else None, as_positional=False)
+    except _USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,249 @@
+"""The stages behind ``rayir <stage>`` and ``jobs/<stage>.py``: one typed function each.
+
+jsonargparse turns each signature into a command line that also reads YAML (``--config x.yaml``,
+stackable), takes dotted overrides (``--encoding.precision bfloat16``) and rejects unknown keys.
+Every stage prints one JSON summary line and returns it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+
+@dataclass
+class EncodingOptions:
+    """How documents are encoded on Ray Data (see ``rayir.encode_corpus``).
+
+    Args:
+        docs_per_shard: Documents per embedding shard (the unit of work and of resumption).
+        batch_size: Texts per forward pass.
+        num_encoders: Encoder actors (each loads the model once).
+        threads_per_encoder: CPU threads per encoder (default: the cluster's CPUs split evenly).
+        gpus_per_encoder: GPUs per encoder actor (0 = CPU).
+        precision: ``bfloat16`` runs the encoder under bf16 autocast (vectors are stored as float32).
+        retries: Re-runs of unfinished shards after a failure within this job.
+    """
+
+    docs_per_shard: int = 4096
+    batch_size: int = 32
+    num_encoders: int = 1
+    threads_per_encoder: int | None = None
+    gpus_per_encoder: float = 0
+    precision: Literal["float32", "bfloat16"] = "float32"
+    retries: int = 1
+
+
+def _report(summary: dict[str, Any]) -> dict[str, Any]:
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def _metrics(run: dict, qrels: str | None, split: str | None, measures: list[str]) -> dict[str, float]:
+    if qrels is None:
+        return {}
+    from ..evaluate import evaluate as evaluate_run
+
+    result = evaluate_run(run, qrels, measures, split=split)
+    return {name: round(value, 6) for name, value in result.mean.items()}
+
+
+def encode(
+    corpus: str,
+    output: str,
+    model: str = "bm25",
+    encoding: EncodingOptions = EncodingOptions(),  # noqa: B008 - jsonargparse reads the default
+    overwrite: bool = False,
+    model_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Encode every document of a corpus into Parquet embedding shards plus ``manifest.json``.
+
+    Args:
+        corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
+        output: Embeddings directory (re-running resumes an unfinished encoding).
+        model: A bi-encoder checkpoint directory, or ``bm25``.
+        encoding: Ray Data encoding options.
+        overwrite: Replace an existing encoding in ``output``.
+        model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
+    """
+    from ..encode import encode_corpus
+
+    result = encode_corpus(model, corpus, output, overwrite=overwrite, **asdict(encoding), **(model_config or {}))
+    return _report({
+        "stage": "encode", "documents": result.documents, "mode": result.manifest["mode"], "embeddings": output,
+        "seconds": round(result.seconds, 2), "docs_per_second": round(result.docs_per_second, 1),
+    })
+
+
+def index(
+    corpus: str,
+    output: str,
+    model: str = "bm25",
+    factory: str = "Flat",
+    num_shards: int = 1,
+    encoding: EncodingOptions = EncodingOptions(),  # noqa: B008
+    overwrite: bool = False,
+    model_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Encode a corpus on Ray Data into ``<output>/embeddings`` and build ``<output>/index``.
+
+    Args:
+        corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
+        output: Directory for ``embeddings/`` (encoding) and ``index/`` (index shards).
+        model: A bi-encoder checkpoint directory, or ``bm25``.
+        factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
+            ``HNSW32``, ``IVF256,PQ16``); sparse models always use the exact inverted index.
+        num_shards: Index shards (one Ray task each to build, one actor each to serve).
+        encoding: Ray Data encoding options.
+        overwrite: Replace an existing encoding/index in ``output``.
+        model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
+    """
+    from ..encode import encode_corpus
+    from ..index import build_index
+
+    out = Path(output)
+    encoded = encode_corpus(model, corpus, out / "embeddings", overwrite=overwrite, **asdict(encoding),
+                            **(model_config or {}))
+    manifest = build_index(out / "embeddings", out / "index", num_shards=num_shards,
+                           factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
+                           overwrite=True)
+    return _report({
+        "stage": "index", "documents": encoded.documents, "mode": encoded.manifest["mode"],
+        "index": str(out / "index"), "shards": num_shards, "factory": manifest["factory"],
+        "encode_seconds": round(encoded.seconds, 2), "docs_per_second": round(encoded.docs_per_second, 1),
+        "build_seconds": manifest["build_seconds"],
+    })
+
+
+def search(
+    index: str,
+    queries: str,
+    output: str,
+    k: int = 100,
+    split: str | None = None,
+    qrels: str | None = None,
+    measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006 - jsonargparse reads the default
+    batch_size: int = 64,
+    shard_options: dict[str, Any] | None = None,
+    cpus_per_shard: float = 0,
+    shard_resources: dict[str, float] | None = None,
+    device: str = "cpu",
+    tag: str = "rayir",
+) -> dict[str, Any]:
+    """Search a sharded index with every query; write a TREC run; optionally evaluate.
+
+    Args:
+        index: Index directory written by the index stage (``<output>/index``).
+        queries: Queries: a BEIR directory (with ``split``), JSONL/TSV/TREC/Parquet, or ``irds:<id>``.
+        output: TREC run file to write.
+        k: Documents per query.
+        split: BEIR split for queries and qrels (``test``, ``train``...).
+        qrels: Judgements (a qrels file, BEIR directory or ``irds:<id>``); prints metrics when given.
+        measures: ``ir_measures`` names.
+        batch_size: Queries per encoded batch sent to the shards.
+        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``).
+        cpus_per_shard: CPUs reserved per shard actor.
+        shard_resources: Custom Ray resources per shard actor, e.g. ``{index_shard: 1}`` to place shards
+            on the memory-heavy nodes of ``cluster/`` that advertise it.
+        device: Device for the query encoder.
+        tag: Run tag (last column of the run file).
+    """
+    from ..data import read_queries, write_run
+    from ..serve.coordinator import Searcher
+
+    query_list = list(read_queries(queries, split=split))
+    if not query_list:
+        raise ValueError(f"{queries}: no queries")
+    with Searcher(index, shard_options=shard_options, cpus_per_shard=cpus_per_shard,
+                  shard_resources=shard_resources, device=device) as searcher:
+        run = searcher.search(query_list, k=k, batch_size=batch_size)
+        restarts = searcher.restarts
+    if len(run) != len(query_list):
+        raise RuntimeError(f"run has {len(run)} queries for {len(query_list)} inputs")
+    write_run(run, output, tag=tag)
+    return _report({"stage": "search", "run": output, "queries": len(run), "k": k, "shard_retries": restarts,
+                    **_metrics(run, qrels, split, measures)})
+
+
+def re_rank(
+    model: str,
+    run: str,
+    queries: str,
+    corpus: str,
+    output: str,
+    depth: int = 100,
+    split: str | None = None,
+    qrels: str | None = None,
+    measures: list[str] = ["nDCG@10"],  # noqa: B006
+    kind: Literal["auto", "cross", "bi"] = "auto",
+    batch_size: int = 32,
+    num_scorers: int = 1,
+    threads_per_scorer: int | None = None,
+    gpus_per_scorer: float = 0,
+    work_dir: str | None = None,
+    tag: str = "rayir-rerank",
+    model_config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Re-score the top ``depth`` candidates of a run with a cross- or bi-encoder; write the new run.
+
+    Args:
+        model: Cross-encoder or bi-encoder checkpoint directory.
+        run: Input TREC run.
+        queries: Query source (as for search).
+        corpus: Document source; texts are looked up by id through a Ray Data join.
+        output: TREC run file to write.
+        depth: Candidates per query taken from the input run.
+        split: BEIR split for queries and qrels.
+        qrels: Judgements; prints metrics when given.
+        measures: ``ir_measures`` names.
+        kind: ``cross``, ``bi``, or ``auto`` (from the checkpoint layout).
+        batch_size: Pairs per forward pass.
+        num_scorers: Scoring actors.
+        threads_per_scorer: CPU threads per scoring actor.
+        gpus_per_scorer: GPUs per scoring actor.
+        work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
+        tag: Run tag.
+        model_config: Model config overrides.
+    """
+    from ..data import write_run
+    from ..serve.rerank import rerank as rerank_run
+
+    result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
+                        num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
+                        gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, **(model_config or {}))
+    write_run(result, output, tag=tag)
+    return _report({"stage": "re_rank", "run": output, "queries": len(result),
+                    "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)})
+
+
+def evaluate(
+    run: str,
+    qrels: str,
+    measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006
+    split: str | None = None,
+    output: str | None = None,
+) -> dict[str, Any]:
+    """Score a TREC run against judgements with ``ir_measures``; judged queries missing from the run count 0.
+
+    Args:
+        run: TREC run file.
+        qrels: Judgements: a qrels file, BEIR directory (with ``split``) or ``irds:<id>``.
+        measures: ``ir_measures`` names.
+        split: BEIR split of the qrels.
+        output: Optional JSON file for the means and per-query values.
+    """
+    from ..atomic import write_json
+    from ..evaluate import evaluate as evaluate_run
+
+    if split is not None and not Path(qrels).is_dir():
+        raise ValueError(f"split={split!r} applies to a BEIR directory; {qrels} is not one")
+    result = evaluate_run(run, qrels, measures, split=split)
+    summary = {"stage": "evaluate", "run": run, "queries": result.num_queries,
+               "missing_queries": len(result.missing_queries),
+               **{name: round(value, 6) for name, value in result.mean.items()}}
+    if output is not None:
+        write_json(output, {"mean": result.mean, "per_query": result.per_query,
+                            "missing_queries": result.missing_queries})
+    return _report(summary)

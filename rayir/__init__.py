@@ -22,6 +22,7 @@ _EXPORTS = {
     "Searcher": "rayir.serve.coordinator",
     "search": "rayir.serve.api",
     "rerank": "rayir.serve.api",
+    "fit": "rayir.train.ray_trainer",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,7 +1,9 @@
-"""Lightning modules wrapping a model and its tokenizer: the user-facing scoring API.
+"""Lightning modules wrapping a model and its tokenizer: the scoring API and the training steps.
 
 ``BiEncoderModule("<dir>").score(query, docs).scores`` and the cross-encoder equivalent work on
-raw text, in batches, on whatever device the module sits on.
+raw text, in batches, on whatever device the module sits on. ``configure_training(losses, ...)``
+readies a module for ``lightning.Trainer.fit`` (which ``rayir.train.fit`` runs under Ray Train):
+it trains on the weighted sum of its losses and validates by re-ranking a run with ``ir_measures``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import lightning
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .data.datamodule import RankBatch
+from .losses import Loss, LossInputs, total_loss
 from .models.bi_encoder import BiEncoderModel, Embeddings
 from .models.cross_encoder import CrossEncoderModel
 from .models.loaders import load_bi_encoder, load_cross_encoder
@@ -88,6 +92,93 @@ class _ScoringModule(lightning.LightningModule):
     def config(self):
         return self.model.config
 
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Model + tokenizer as a Hugging Face directory that this class (and every stage) loads."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.tokenizer.save_pretrained(directory)
+        return Path(directory)
+
+    # ------------------------------------------------------------------------------- training
+
+    def configure_training(
+        self,
+        losses: Sequence[Loss],
+        lr: float = 2e-5,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 0,
+        measures: Sequence[str] = ("nDCG@10",),
+    ) -> _ScoringModule:
+        """Set the objective (weighted sum of ``losses``), AdamW settings and validation measures."""
+        names = [type(loss).__name__ for loss in losses]
+        if not losses or len(set(names)) != len(names):
+            raise ValueError(f"give each loss once (got {names})")
+        self._check_losses(losses)
+        self.losses, self.lr, self.weight_decay, self.warmup_steps = list(losses), lr, weight_decay, warmup_steps
+        self.validation_measures = list(measures)
+        self.model.train()  # loaded in eval mode for scoring; Lightning keeps each submodule's mode
+        return self
+
+    def _check_losses(self, losses: Sequence[Loss]) -> None:
+        raise NotImplementedError
+
+    def loss_inputs(self, batch: RankBatch) -> LossInputs:
+        raise NotImplementedError
+
+    def training_step(self, batch: RankBatch, batch_idx: int) -> torch.Tensor:
+        if batch.targets is None:
+            raise ValueError("training samples need targets")
+        total, terms = total_loss(self.losses, self.loss_inputs(batch))
+        self.log("train_loss", total.detach(), batch_size=len(batch), prog_bar=True)
+        for name, value in terms.items():
+            self.log(f"train_{name}", value.detach(), batch_size=len(batch))
+        return total
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = self.warmup_steps
+
+        def linear_warmup_then_decay(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.0, (total - step) / max(1, total - warmup))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_then_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_validation_epoch_start(self) -> None:
+        self._validation_run: dict[str, dict[str, float]] = {}
+        self._validation_qrels: dict[str, dict[str, int]] = {}
+
+    def validation_step(self, batch: RankBatch, batch_idx: int) -> None:
+        doc_lists, start = [], 0
+        for count in batch.num_docs:
+            doc_lists.append(batch.docs[start : start + count])
+            start += count
+        scores = self.score(batch.queries, doc_lists).per_query()
+        for query_id, doc_ids, query_scores, qrels in zip(batch.query_ids, batch.doc_ids, scores, batch.qrels):
+            self._validation_run[query_id] = dict(zip(doc_ids, query_scores.float().tolist()))
+            if qrels:
+                self._validation_qrels[query_id] = qrels
+
+    def on_validation_epoch_end(self) -> None:
+        from .evaluate import evaluate
+        from .train.distributed import gather_objects
+
+        run, qrels = {}, {}
+        for worker_run, worker_qrels in gather_objects((self._validation_run, self._validation_qrels)):
+            run.update(worker_run)
+            qrels.update(worker_qrels)
+        if not qrels:
+            return
+        for name, value in evaluate(run, qrels, self.validation_measures).mean.items():
+            self.log(f"val_{name}", value, batch_size=len(run))
+
 
 class BiEncoderModule(_ScoringModule):
     """A bi-encoder with its tokenizer: encode queries/documents and score them."""
@@ -125,6 +216,28 @@ class BiEncoderModule(_ScoringModule):
     def forward(self, batch: dict[str, torch.Tensor], is_query: bool) -> Embeddings:
         return self.model.encode(batch, is_query=is_query)
 
+    def _check_losses(self, losses: Sequence[Loss]) -> None:
+        for loss in losses:
+            if loss.needs_sparse and self.config.mode != "sparse":
+                raise ValueError(f"{type(loss).__name__} needs a sparse model; this one is {self.config.mode}")
+
+    def loss_inputs(self, batch: RankBatch) -> LossInputs:
+        from .train.distributed import gather_embeddings
+
+        targets = batch.targets.to(self.device)
+        size, per_query = targets.shape
+        queries = self.model.encode(self.tokenizer.queries(batch.queries), is_query=True)
+        docs = self.model.encode(self.tokenizer.docs(batch.docs), is_query=False)
+        scores = self.model.score(queries, docs).view(size, per_query)
+        in_batch_scores = in_batch_targets = None
+        if any(loss.needs_in_batch for loss in self.losses):
+            all_docs, offset = gather_embeddings(docs)  # every worker's documents, with gradients
+            in_batch_scores = self.model.score_matrix(queries, all_docs)
+            in_batch_targets = offset + torch.arange(size, device=self.device) * per_query + targets.argmax(dim=1)
+        sparse = self.config.mode == "sparse"
+        return LossInputs(scores, targets, in_batch_scores, in_batch_targets,
+                          queries.vectors if sparse else None, docs.vectors if sparse else None, sparse)
+
 
 class CrossEncoderModule(_ScoringModule):
     """A cross-encoder with its tokenizer: score (query, document) pairs."""
@@ -154,3 +267,15 @@ class CrossEncoderModule(_ScoringModule):
 
     def forward(self, batch: dict[str, torch.Tensor], num_docs: list[int] | None = None) -> torch.Tensor:
         return self.model(batch, num_docs=num_docs)
+
+    def _check_losses(self, losses: Sequence[Loss]) -> None:
+        for loss in losses:
+            if loss.needs_in_batch or loss.needs_sparse:
+                raise ValueError(f"{type(loss).__name__} applies to bi-encoders only")
+
+    def loss_inputs(self, batch: RankBatch) -> LossInputs:
+        targets = batch.targets.to(self.device)
+        queries = [q for q, count in zip(batch.queries, batch.num_docs) for _ in range(count)]
+        num_docs = batch.num_docs if self.config.mode == "listwise" else None
+        scores = self.model(self.tokenizer.pairs(queries, batch.docs), num_docs=num_docs)
+        return LossInputs(scores.view(targets.shape), targets)

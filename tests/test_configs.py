@@ -37,11 +37,18 @@ def test_config_parses_with_its_stage(path, capsys, monkeypatch):
     assert exit_info.value.code in (0, None)
     resolved = yaml.safe_load(capsys.readouterr().out)
     written = yaml.safe_load(path.read_text())
-    for key, value in written.items():  # every key written is a real field, carried through unchanged
-        if isinstance(value, dict) and isinstance(resolved[key], dict):
-            assert value.items() <= resolved[key].items(), key
-        else:
-            assert resolved[key] == value, key
+    assert carried_through(written, resolved)  # every key written is a real field, its value unchanged
+
+
+def carried_through(written, resolved) -> bool:
+    """``written`` appears inside ``resolved`` (which adds defaults, e.g. a loss's other init_args)."""
+    if isinstance(written, dict):
+        return isinstance(resolved, dict) and all(k in resolved and carried_through(v, resolved[k])
+                                                  for k, v in written.items())
+    if isinstance(written, list):
+        return isinstance(resolved, list) and len(written) == len(resolved) and all(
+            carried_through(w, r) for w, r in zip(written, resolved))
+    return written == resolved
 
 
 def test_unknown_config_key_is_an_error(tmp_path, capsys, monkeypatch):
@@ -57,7 +64,7 @@ def test_unknown_config_key_is_an_error(tmp_path, capsys, monkeypatch):
 def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch):
     """index → search → re_rank → evaluate (MiniLM), BM25 and encode-only, from the sample-* configs."""
     monkeypatch.chdir(ROOT)
-    config = {path.relative_to(ROOT / "configs").as_posix(): str(path) for path in SMOKE}
+    config = {path.relative_to(ROOT / "configs").as_posix(): str(path) for path in SMOKE if path.parent.name != "fit"}
     out = tmp_path
 
     indexed = run_cli(capsys, "index", "--config", config.pop("index/sample-minilm.yaml"), "--output", str(out / "minilm"))
@@ -88,3 +95,18 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
                       "--output", str(out / "embeddings"))
     assert encoded["documents"] == 30 and encoded["mode"] == "dense"
     assert not config, f"smoke configs not run: {sorted(config)}"
+
+
+def test_fit_smoke_config_trains_a_checkpoint_that_search_stages_load(ray_session, tmp_path, capsys, monkeypatch):
+    from rayir.modules import BiEncoderModule
+
+    monkeypatch.chdir(ROOT)
+    (config,) = [str(path) for path in SMOKE if path.parent.name == "fit"]
+    summary = run_cli(capsys, "fit", "--config", config, "--output", str(tmp_path / "fit"))
+    assert summary["steps"] == 4 and summary["samples"] == 4 * 2 * 4  # steps x workers x batch
+    module = BiEncoderModule(summary["checkpoint"])
+    scores = module.score("coffee and health", ["Coffee intake and heart disease.", "Volcanoes erupt."]).scores
+    assert scores[0] > scores[1]
+    indexed = run_cli(capsys, "index", "--corpus", "rayir/resources/sample", "--model", summary["checkpoint"],
+                      "--output", str(tmp_path / "index"), "--encoding.docs_per_shard", "16")
+    assert indexed["documents"] == 30

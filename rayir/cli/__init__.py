@@ -10,11 +10,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .stages import EncodingOptions, encode, evaluate, index, re_rank, search
+from .stages import EncodingOptions, encode, evaluate, fit, index, re_rank, search
 
-__all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "index", "main", "re_rank", "run_job", "search"]
+__all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "fit", "index", "main", "re_rank", "run_job", "search"]
 
 STAGES: dict[str, Callable[..., Any]] = {
+    "fit": fit,
     "encode": encode,
     "index": index,
     "search": search,

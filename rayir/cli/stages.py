@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..losses import Loss
+from ..train.options import Optimization, Scaling, TrainingData, ValidationData
+
 
 @dataclass
 class EncodingOptions:
@@ -183,6 +186,7 @@ def re_rank(
     threads_per_scorer: int | None = None,
     gpus_per_scorer: float = 0,
     work_dir: str | None = None,
+    precision: Literal["float32", "bfloat16"] = "float32",
     tag: str = "rayir-rerank",
     model_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -204,6 +208,7 @@ def re_rank(
         threads_per_scorer: CPU threads per scoring actor.
         gpus_per_scorer: GPUs per scoring actor.
         work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
+        precision: ``bfloat16`` scores under bf16 autocast.
         tag: Run tag.
         model_config: Model config overrides.
     """
@@ -212,7 +217,8 @@ def re_rank(
 
     result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
                         num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
-                        gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, **(model_config or {}))
+                        gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, precision=precision,
+                        **(model_config or {}))
     write_run(result, output, tag=tag)
     return _report({"stage": "re_rank", "run": output, "queries": len(result),
                     "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)})
@@ -247,3 +253,39 @@ def evaluate(
         write_json(output, {"mean": result.mean, "per_query": result.per_query,
                             "missing_queries": result.missing_queries})
     return _report(summary)
+
+
+def fit(
+    model: str,
+    output: str,
+    data: TrainingData,
+    losses: list[Loss],
+    kind: Literal["bi", "cross"] = "bi",
+    validation: ValidationData | None = None,
+    optimization: Optimization = Optimization(),  # noqa: B008
+    scaling: Scaling = Scaling(),  # noqa: B008
+    model_config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune a bi- or cross-encoder on Ray Train; writes ``<output>/checkpoint`` (a Hugging Face directory).
+
+    Args:
+        model: Starting checkpoint: any layout the encode / re-rank stages read (``pkg:<module>`` too).
+        output: Directory for ``checkpoint/``, ``training.json`` and Ray Train's ``ray_train/`` state.
+        data: Training samples.
+        losses: Weighted losses (``class_path: rayir.losses.InBatchCrossEntropy`` plus ``init_args``).
+        kind: ``bi`` (bi-encoder, any mode) or ``cross`` (cross-encoder).
+        validation: Re-rank a run on held-out queries during training, logged as ``val_<measure>``.
+        optimization: Batch, optimiser and precision settings.
+        scaling: Ray Train workers, GPUs, failures and checkpoints.
+        model_config: Model config overrides, e.g. ``{mode: multi_vector, embedding_dim: 128}``.
+        overwrite: Train again over a finished run in ``output``.
+    """
+    from ..train.ray_trainer import fit as run_fit
+
+    result = run_fit(model, output, data, losses, kind=kind, validation=validation, optimization=optimization,
+                     scaling=scaling, model_config=model_config, overwrite=overwrite)
+    return _report({"stage": "fit", "checkpoint": str(result.checkpoint), "steps": result.steps,
+                    "samples": result.samples, "seconds": round(result.seconds, 2),
+                    "samples_per_second": round(result.samples_per_second, 2),
+                    **{k: round(v, 6) for k, v in result.metrics.items() if k.startswith(("val_", "train_loss"))}})

@@ -1,6 +1,6 @@
 """Samples, streaming readers for every input format, TREC IO and datasets."""
 
-from .datasets import DocDataset, DocStore, QueryDataset, RunDataset, TupleDataset
+from .datasets import DocDataset, DocStore, QrelsDataset, QueryDataset, RunDataset, TupleDataset
 from .errors import DataFormatError, DuplicateIdError
 from .irds import DatasetUnavailableError
 from .readers import read_docs, read_queries
@@ -14,6 +14,7 @@ __all__ = [
     "DocSample",
     "DocStore",
     "DuplicateIdError",
+    "QrelsDataset",
     "QueryDataset",
     "QuerySample",
     "Qrels",

@@ -222,3 +222,61 @@ class TupleDataset(Dataset):
 
     def __getitem__(self, index: int) -> RankSample:
         return self.samples[index]
+
+
+class QrelsDataset(Dataset):
+    """One training sample per judged-relevant (query, document) pair, with hard negatives from a run.
+
+    Negatives are ``num_negatives`` documents drawn (seeded) from the top ``depth`` of the query's
+    ranking in ``run`` that are not judged relevant; with ``num_negatives=0`` no run is needed
+    (positives only, for in-batch negatives). Positives need not appear in the run, unlike
+    ``RunDataset(sampling_strategy="single_relevant")``. Queries whose ranking holds fewer than
+    ``num_negatives`` usable negatives are skipped and listed in ``skipped``.
+    """
+
+    def __init__(
+        self,
+        qrels: str | Path | Qrels,
+        queries: str | Path | Mapping[str, str],
+        corpus: str | Path | Mapping[str, str],
+        run: str | Path | Run | None = None,
+        num_negatives: int = 7,
+        depth: int = 100,
+        split: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        if num_negatives < 0 or depth < 1:
+            raise ValueError("num_negatives must be >= 0 and depth >= 1")
+        if num_negatives and run is None:
+            raise ValueError(f"num_negatives={num_negatives} needs a run to draw hard negatives from")
+        qrels_map = read_qrels(qrels, split) if isinstance(qrels, (str, Path)) else qrels
+        run_map = (read_run(run) if isinstance(run, (str, Path)) else run) or {}
+        rng = random.Random(seed)
+        self.skipped: list[str] = []
+        picks: list[tuple[str, str, list[str]]] = []
+        for query_id in sorted(qrels_map):
+            positives = sorted(d for d, rel in qrels_map[query_id].items() if rel > 0)
+            if not positives:
+                continue
+            pool = [d for d, _ in ranked(run_map.get(query_id, {}), depth) if qrels_map[query_id].get(d, 0) <= 0]
+            if len(pool) < num_negatives:
+                self.skipped.append(query_id)
+                continue
+            for positive in positives:
+                picks.append((query_id, positive, rng.sample(pool, num_negatives)))
+        if not picks:
+            raise ValueError("no training samples: no judged-relevant pairs with enough negatives")
+        query_texts = _query_texts(queries, split, {q for q, _, _ in picks})
+        needed = {d for _, p, negatives in picks for d in (p, *negatives)}
+        docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
+        self.samples = [
+            RankSample(query_id=q, query=query_texts[q], doc_ids=[p, *negatives], docs=[docs[d] for d in (p, *negatives)],
+                       targets=[1.0] + [0.0] * num_negatives, qrels=qrels_map[q])
+            for q, p, negatives in picks
+        ]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> RankSample:
+        return self.samples[index]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,33 @@ class Searcher:
 
     def search_batch(self, queries: QueryBatch, k: int = 10) -> Hits:
         """Top-``k`` of already encoded queries: fan out to every shard, merge exactly."""
+        return self._collect(self._submit(queries, k), k)
+
+    def search_batches(self, batches: Iterable[QueryBatch], k: int = 10, in_flight: int = 4) -> Iterator[Hits]:
+        """Top-``k`` of each batch, in order, with up to ``in_flight`` batches out at the shards.
+
+        Pipelining hides the per-batch round trip: shards search batch *i + 1* while the
+        coordinator merges batch *i* (and, for ``search``, encodes batch *i + 2*).
+        """
+        pending: deque = deque()
+        for queries in batches:
+            pending.append(self._submit(queries, k))
+            if len(pending) >= in_flight:
+                yield self._collect(pending.popleft(), k)
+        while pending:
+            yield self._collect(pending.popleft(), k)
+
+    def _submit(self, queries: QueryBatch, k: int) -> tuple[Any, list]:
         import ray
 
         batch = ray.put(queries)
-        futures = [actor.search.remote(batch, k) for actor in self.actors]
-        parts = [self._result(i, future, batch, k) for i, future in enumerate(futures)]
-        return merge_hits(parts, k)
+        return batch, [(actor, actor.search.remote(batch, k)) for actor in self.actors]
 
-    def _result(self, shard: int, future, batch, k: int) -> Hits:
+    def _collect(self, submitted: tuple[Any, list], k: int) -> Hits:
+        batch, calls = submitted
+        return merge_hits([self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)], k)
+
+    def _result(self, shard: int, actor, future, batch, k: int) -> Hits:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
@@ -89,11 +109,13 @@ class Searcher:
                 self.restarts += 1
                 print(f"[rayir.search] shard {shard} failed ({type(err).__name__}); retrying the batch",
                       file=sys.stderr, flush=True)
-                if isinstance(err, ActorDiedError) and not getattr(err, "preempted", False):
-                    # Restarts exhausted or killed for good: start a fresh actor for this shard.
+                if isinstance(err, ActorDiedError) and not getattr(err, "preempted", False) and actor is self.actors[shard]:
+                    # Restarts exhausted or killed for good: start a fresh actor for this shard
+                    # (once: later batches that were in flight to the dead actor just re-send).
                     self.actors[shard] = self._actor_cls.remote(*self._actor_args[shard])
                 time.sleep(0.5 * attempt)
-                future = self.actors[shard].search.remote(batch, k)
+                actor = self.actors[shard]
+                future = actor.search.remote(batch, k)
         raise AssertionError("unreachable")
 
     def search(
@@ -106,14 +128,15 @@ class Searcher:
         """A run ``{query_id: {doc_id: score}}`` for all ``queries``; ``on_batch(done, total)`` after each batch."""
         run: dict[str, dict[str, float]] = {}
         started = time.perf_counter()
-        for start in range(0, len(queries), batch_size):
-            chunk = queries[start : start + batch_size]
-            hits = self.search_texts([q.text for q in chunk], k)
+        chunks = [queries[start : start + batch_size] for start in range(0, len(queries), batch_size)]
+        encoded = (self.encoder([q.text for q in chunk]) for chunk in chunks)
+        done = 0
+        for chunk, hits in zip(chunks, self.search_batches(encoded, k)):
             for query, ids, scores in zip(chunk, hits.doc_ids, hits.scores):
                 if query.query_id in run:
                     raise ValueError(f"query id {query.query_id!r} appears twice")
                 run[query.query_id] = dict(zip(ids, map(float, scores)))
-            done = min(start + batch_size, len(queries))
+            done += len(chunk)
             if on_batch is not None:
                 on_batch(done, len(queries))
             rate = done / max(time.perf_counter() - started, 1e-9)

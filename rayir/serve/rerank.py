@@ -69,7 +69,7 @@ class PairScorer:
     """Ray Data callable class: scores a batch of (query text, doc text) pairs."""
 
     def __init__(self, model: str, kind: str, overrides: dict[str, Any], batch_size: int, device: str,
-                 threads: int | None) -> None:
+                 threads: int | None, precision: str = "float32") -> None:
         import torch
 
         if threads:
@@ -80,11 +80,13 @@ class PairScorer:
         self.module = module_cls(model, batch_size=batch_size, **overrides).to(device)
         self.kind = kind
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
+        self.autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16,
+                             enabled=precision == "bfloat16")
 
     def scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(**self.autocast):
             if self.kind == "bi":
                 q = self.module.encode_queries(queries)
                 d = self.module.encode_docs(docs)
@@ -128,11 +130,18 @@ def rerank(
     threads_per_scorer: int | None = None,
     gpus_per_scorer: float = 0,
     work_dir: str | Path | None = None,
+    precision: str = "float32",
     **config_overrides: Any,
 ) -> Run:
-    """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``."""
+    """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
+
+    ``precision="bfloat16"`` scores under bf16 autocast (as encoding does).
+    """
     import ray
     import ray.data
+
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision={precision!r}; expected float32 or bfloat16")
 
     ensure_ray()
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
@@ -164,7 +173,8 @@ def rerank(
         threads_per_scorer = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_scorers)
     scorer_args = dict(
         fn_constructor_kwargs=dict(model=str(model), kind=kind, overrides=config_overrides, batch_size=batch_size,
-                                   device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer),
+                                   device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer,
+                                   precision=precision),
         compute=ray.data.ActorPoolStrategy(size=num_scorers),
         num_cpus=0 if gpus_per_scorer else threads_per_scorer,
         num_gpus=gpus_per_scorer or None,

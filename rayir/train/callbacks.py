@@ -1,0 +1,84 @@
+"""Lightning callbacks for Ray Train workers: checkpoint reporting and progress lines."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import lightning
+import torch
+from ray.train.lightning import RayTrainReportCallback
+
+
+class ReportCheckpoint(RayTrainReportCallback):
+    """Report metrics plus a checkpoint holding ``model/`` (Hugging Face) and ``checkpoint.ckpt`` (Lightning).
+
+    Ray's own callback saves only the Lightning file; the Hugging Face directory is what the
+    encode / re-rank stages load, and the Lightning file is what a restarted run resumes from.
+    Reports every ``every_n_steps`` optimiser steps, and always at the end of each epoch.
+    """
+
+    def __init__(self, every_n_steps: int | None = None) -> None:
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self._last_step = -1
+        self._samples = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._samples += len(batch)
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._report(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._report(trainer, pl_module)
+
+    def _report(self, trainer: lightning.Trainer, pl_module) -> None:
+        import ray.train
+        from ray.train import Checkpoint
+
+        if trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        directory = Path(self.tmpdir_prefix, f"step-{trainer.global_step}")
+        directory.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(directory / self.CHECKPOINT_NAME, weights_only=False)  # collective
+        if trainer.global_rank == 0:
+            pl_module.save_pretrained(directory / "model")
+        samples = torch.tensor(float(self._samples))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(samples)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics.update(epoch=trainer.current_epoch, step=trainer.global_step, samples=int(samples))
+        ray.train.report(metrics=metrics, checkpoint=Checkpoint.from_directory(str(directory)))
+        trainer.strategy.barrier()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class ProgressLog(lightning.Callback):
+    """A line on stderr every ``every_n_steps`` steps (rank 0): step, loss, samples/s."""
+
+    def __init__(self, every_n_steps: int = 10) -> None:
+        self.every_n_steps = every_n_steps
+        self._start = time.perf_counter()
+        self._samples = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start, self._samples = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._samples += len(batch)
+        if trainer.global_rank != 0 or trainer.global_step % self.every_n_steps:
+            return
+        loss = trainer.callback_metrics.get("train_loss")
+        rate = self._samples * trainer.world_size / (time.perf_counter() - self._start)
+        print(f"[rayir.fit] step {trainer.global_step}/{trainer.estimated_stepping_batches} "
+              f"loss {float(loss) if loss is not None else float('nan'):.4f} {rate:.1f} samples/s",
+              file=sys.stderr, flush=True)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0:
+            found = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+            if found:
+                print(f"[rayir.fit] step {trainer.global_step} validation {found}", file=sys.stderr, flush=True)

@@ -1,0 +1,200 @@
+"""``fit``: one Lightning training run on Ray Train's ``TorchTrainer`` (DDP over ``num_workers``).
+
+Each worker builds the module and datasets itself, trains under ``RayDDPStrategy`` +
+``RayLightningEnvironment``, and reports checkpoints that hold both a Hugging Face model directory
+(``model/``) and Lightning's full training state (``checkpoint.ckpt``). After a worker failure Ray
+restarts the group (``max_failures``) and training resumes from the last reported checkpoint. The
+finished model is copied to ``<output>/checkpoint``, which encoding and re-ranking load unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ..atomic import write_json
+from ..losses import Loss
+from ..ray_runtime import ensure_ray
+from .options import Optimization, Scaling, TrainingData, ValidationData
+
+CHECKPOINT_DIR = "checkpoint"
+MODEL_SUBDIR = "model"
+LIGHTNING_CHECKPOINT = "checkpoint.ckpt"
+
+
+@dataclass
+class FitResult:
+    checkpoint: Path
+    metrics: dict[str, float]
+    steps: int
+    samples: int
+    seconds: float
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds else float("inf")
+
+
+def fit(
+    model: str,
+    output: str | Path,
+    data: TrainingData,
+    losses: Sequence[Loss],
+    kind: Literal["bi", "cross"] = "bi",
+    validation: ValidationData | None = None,
+    optimization: Optimization | None = None,
+    scaling: Scaling | None = None,
+    model_config: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> FitResult:
+    """Fine-tune ``model`` (a bi- or cross-encoder directory) on ``data``; returns the final checkpoint.
+
+    ``callbacks`` are extra Lightning callbacks run on every worker (tests inject failures with them).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    optimization, scaling = optimization or Optimization(), scaling or Scaling()
+    if kind not in ("bi", "cross"):
+        raise ValueError(f"kind={kind!r}; expected 'bi' or 'cross'")
+    if not losses:
+        raise ValueError("give at least one loss")
+    if scaling.num_workers < 1 or optimization.batch_size < 1:
+        raise ValueError("num_workers and batch_size must be >= 1")
+    out = Path(output).resolve()
+    final = out / CHECKPOINT_DIR
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists: a finished training run; pass overwrite to train again")
+    if overwrite:
+        shutil.rmtree(out / "ray_train", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_ray()
+    # Ray Train runs workers in their own directory: relative paths must be resolved here.
+    data = _with_absolute_paths(data)
+    validation = _with_absolute_paths(validation) if validation else None
+    config = {
+        "model": _absolute(model), "kind": kind, "data": data, "validation": validation, "losses": list(losses),
+        "optimization": optimization, "scaling": scaling, "model_config": model_config or {},
+        "callbacks": list(callbacks),
+    }
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
+                                     resources_per_worker={"CPU": scaling.cpus_per_worker}),
+        run_config=RunConfig(
+            name="fit", storage_path=str(out / "ray_train"),
+            failure_config=FailureConfig(max_failures=scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=scaling.keep_checkpoints),
+        ),
+    )
+    start = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - start
+    if result.error is not None:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    if result.checkpoint is None:
+        raise RuntimeError("training reported no checkpoint")
+    metrics = {k: float(v) for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    with result.checkpoint.as_directory() as directory:
+        _install(Path(directory) / MODEL_SUBDIR, final)
+    steps = int(metrics.get("step", 0))
+    summary = FitResult(final, metrics, steps, int(metrics.get("samples", 0)), seconds)
+    write_json(out / "training.json", {
+        "model": model, "kind": kind, "checkpoint": str(final), "metrics": metrics, "steps": steps,
+        "seconds": round(seconds, 2), "samples_per_second": round(summary.samples_per_second, 2),
+        "losses": [repr(loss) for loss in losses], "data": asdict(data),
+        "validation": asdict(validation) if validation else None,
+        "optimization": asdict(optimization), "scaling": asdict(scaling), "model_config": model_config or {},
+    })
+    return summary
+
+
+def _absolute(value: str | None) -> str | None:
+    """An existing relative path made absolute; ids (``irds:…``, ``pkg:…``) and ``None`` unchanged."""
+    if value is None or not Path(value).exists():
+        return value
+    return str(Path(value).resolve())
+
+
+def _with_absolute_paths(options: Any) -> Any:
+    fields = {name: _absolute(value) for name, value in asdict(options).items() if isinstance(value, str)}
+    return replace(options, **fields)
+
+
+def _install(source: Path, target: Path) -> None:
+    """Copy the reported model directory into place atomically (a temp name, then a rename)."""
+    if not (source / "config.json").exists():
+        raise RuntimeError(f"the last checkpoint has no Hugging Face model at {source}")
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """The per-worker loop: build module + data, train with Lightning under Ray's DDP strategy."""
+    import lightning
+    import ray.train
+    import torch
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    from ..data.datamodule import RankDataModule
+    from ..modules import BiEncoderModule, CrossEncoderModule
+    from .callbacks import ProgressLog, ReportCheckpoint
+
+    optimization: Optimization = config["optimization"]
+    scaling: Scaling = config["scaling"]
+    validation: ValidationData | None = config["validation"]
+    if not scaling.use_gpu:
+        torch.set_num_threads(max(1, scaling.cpus_per_worker))
+    lightning.seed_everything(optimization.seed, workers=True, verbose=False)
+
+    module_cls = BiEncoderModule if config["kind"] == "bi" else CrossEncoderModule
+    module = module_cls(config["model"], **config["model_config"])
+    module.configure_training(config["losses"], lr=optimization.lr, weight_decay=optimization.weight_decay,
+                              warmup_steps=optimization.warmup_steps,
+                              measures=validation.measures if validation else ("nDCG@10",))
+    datamodule = RankDataModule(train=config["data"].build, batch_size=optimization.batch_size,
+                                val=validation.build if validation else None, seed=optimization.seed)
+    every = validation.every_n_steps if validation else None
+    trainer = lightning.Trainer(
+        max_epochs=optimization.max_epochs,
+        max_steps=optimization.max_steps,
+        accelerator="gpu" if scaling.use_gpu else "cpu",
+        devices="auto",
+        strategy=RayDDPStrategy(find_unused_parameters=True),  # e.g. a BERT pooler no score uses
+        plugins=[RayLightningEnvironment()],
+        callbacks=[ReportCheckpoint(scaling.checkpoint_every_n_steps), ProgressLog(), *config["callbacks"]],
+        precision=optimization.precision,
+        gradient_clip_val=optimization.gradient_clip or None,
+        val_check_interval=every if every else 1.0,
+        check_val_every_n_epoch=None if every else 1,
+        limit_val_batches=1.0 if validation else 0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer = prepare_trainer(trainer)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        trainer.fit(module, datamodule=datamodule)
+        return
+    with checkpoint.as_directory() as directory:
+        print(f"[rayir.fit] resuming from {directory}", file=sys.stderr, flush=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT))
+
+
+def read_training_summary(output: str | Path) -> dict[str, Any]:
+    return json.loads((Path(output) / "training.json").read_text())

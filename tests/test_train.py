@@ -1,0 +1,133 @@
+"""Training: cross-worker in-batch negatives equal one process over the global batch; a 2-worker
+Ray Train run that survives a worker failure and leaves a checkpoint every stage loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import lightning
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from rayir.data.datamodule import RankBatch
+from rayir.losses import InBatchCrossEntropy, total_loss
+from rayir.modules import BiEncoderModule
+
+QUERIES = ["first query", "second query text", "a third", "the fourth one"]
+DOCS = ["pos one", "neg one words", "pos two", "neg two is longer text", "pos three x", "neg three",
+        "pos four", "negative four here"]
+SETTINGS = {"dense": {"similarity": "cosine"},
+            "multi_vector": {"mode": "multi_vector", "embedding_dim": 16, "similarity": "cosine", "normalize": True}}
+
+
+def make_module(model_dir: str, mode: str) -> BiEncoderModule:
+    torch.manual_seed(0)
+    module = BiEncoderModule(model_dir, **SETTINGS[mode]).configure_training([InBatchCrossEntropy(temperature=0.1)])
+    module.model.eval()  # no dropout: the two computations must be comparable exactly
+    return module
+
+
+def batch_of(rows: slice) -> RankBatch:
+    queries = QUERIES[rows]
+    docs = [d for i in range(len(QUERIES))[rows] for d in DOCS[2 * i : 2 * i + 2]]
+    # Give one worker longer documents than the other so multi-vector padding is exercised.
+    return RankBatch(query_ids=[str(i) for i in range(len(queries))], queries=queries,
+                     doc_ids=[["a", "b"]] * len(queries), docs=docs, num_docs=[2] * len(queries),
+                     targets=torch.tensor([[1.0, 0.0]] * len(queries)), qrels=[{}] * len(queries))
+
+
+def loss_and_gradients(module: BiEncoderModule, batch: RankBatch) -> tuple[float, dict[str, torch.Tensor]]:
+    loss, _ = total_loss(module.losses, module.loss_inputs(batch))
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in module.model.named_parameters() if p.grad is not None}
+    return loss.item(), grads
+
+
+def _worker(rank: int, model_dir: str, mode: str, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        module = make_module(model_dir, mode)
+        half = slice(0, 2) if rank == 0 else slice(2, 4)
+        loss, grads = loss_and_gradients(module, batch_of(half))
+        for grad in grads.values():  # what DDP does: average the gradients over workers
+            dist.all_reduce(grad)
+            grad /= 2
+        torch.save({"loss": loss, "grads": grads}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ["dense", "multi_vector"])
+def test_two_worker_in_batch_loss_equals_single_process_global_batch(mode, tiny_bert_dir, tmp_path):
+    single_loss, single_grads = loss_and_gradients(make_module(str(tiny_bert_dir), mode), batch_of(slice(0, 4)))
+    mp.spawn(_worker, args=(str(tiny_bert_dir), mode, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    # Each worker's loss covers its own queries against all 8 documents: their mean is the global loss.
+    assert (ranks[0]["loss"] + ranks[1]["loss"]) / 2 == pytest.approx(single_loss, abs=1e-5)
+    local_only = loss_and_gradients(make_module(str(tiny_bert_dir), mode), batch_of(slice(0, 2)))[0]
+    assert abs(local_only - ranks[0]["loss"]) > 1e-3  # without the gather the loss would differ
+    assert single_grads.keys() == ranks[0]["grads"].keys()
+    for name, grad in single_grads.items():
+        torch.testing.assert_close(ranks[0]["grads"][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(ranks[1]["grads"][name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+class FailOnceAtStep(lightning.Callback):
+    """Raise on rank 0 when ``step`` is reached the first time; record where each attempt started."""
+
+    def __init__(self, marker: str, step: int) -> None:
+        self.marker, self.step = marker, step
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0:
+            with open(f"{self.marker}.starts", "a") as handle:
+                handle.write(f"{trainer.global_step}\n")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_rank == 0 and trainer.global_step == self.step and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            raise RuntimeError("injected worker failure")
+
+
+def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert_dir, sample_collection, tmp_path):
+    import ray.cloudpickle
+
+    from rayir.train.options import Optimization, Scaling, TrainingData, ValidationData
+    from rayir.train.ray_trainer import fit
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    run_file = tmp_path / "candidates.run"  # every sample document for each judged query, scores 0
+    queries = sorted({line.split("\t")[0] for line in (sample_collection / "qrels/test.tsv").read_text().splitlines()[1:]})
+    doc_ids = [json.loads(line)["_id"] for line in (sample_collection / "corpus.jsonl").read_text().splitlines()]
+    run_file.write_text("".join(f"{q} Q0 {d} {r} 0.0 x\n" for q in queries for r, d in enumerate(doc_ids, 1)))
+    data = TrainingData(queries=str(sample_collection), corpus=str(sample_collection), split="test",
+                        qrels=str(sample_collection), run=str(run_file), num_negatives=1, depth=30)
+    validation = ValidationData(run=str(run_file), queries=str(sample_collection), corpus=str(sample_collection),
+                                qrels=str(sample_collection), split="test", depth=30, measures=["nDCG@10", "RR@10"])
+    marker = str(tmp_path / "failed")
+    result = fit(str(tiny_bert_dir), tmp_path / "out", data, [InBatchCrossEntropy(temperature=0.1)],
+                 validation=validation, optimization=Optimization(batch_size=2, max_steps=6, max_epochs=5, lr=1e-3),
+                 scaling=Scaling(num_workers=2, max_failures=1, checkpoint_every_n_steps=2),
+                 model_config={"similarity": "cosine"}, callbacks=[FailOnceAtStep(marker, step=3)])
+
+    assert Path(marker).exists()  # the failure happened...
+    assert Path(f"{marker}.starts").read_text().split() == ["0", "2"]  # ...and training resumed at step 2
+    assert result.steps == 6
+    assert 0 <= result.metrics["val_nDCG@10"] <= 1 and "val_RR@10" in result.metrics
+    summary = json.loads((tmp_path / "out/training.json").read_text())
+    assert summary["steps"] == 6 and summary["scaling"]["num_workers"] == 2
+
+    trained = BiEncoderModule(str(result.checkpoint))
+    initial = BiEncoderModule(str(tiny_bert_dir), similarity="cosine")
+    assert trained.config.similarity == "cosine"
+    texts = ["a query about retrieval", ["a document", "another document entirely"]]
+    after, before = trained.score(*texts).scores, initial.score(*texts).scores
+    assert after.shape == (2,) and torch.isfinite(after).all()
+    assert not torch.allclose(after, before)  # the weights moved
+    encoded = trained.encode_docs(["a document"]).vectors
+    assert encoded.shape == (1, 32)

@@ -98,6 +98,14 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         evaluate(again, sample_collection, measures, "test").mean)
     assert summary["pairs"] == 8 * 20
 
+    rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
+                 str(tmp_path / "bf16.run"), depth=20, split="test", precision="bfloat16",
+                 model_config={"similarity": "cosine"})
+    bf16 = read_run(tmp_path / "bf16.run")
+    assert {q: set(d) for q, d in bf16.items()} == {q: set(d) for q, d in first.items()}
+    differences = [abs(bf16[q][d] - s) for q in first for d, s in first[q].items()]
+    assert 0 < max(differences) < 0.02  # autocast really ran, and cosine scores stay close
+
 
 @pytest.mark.parametrize("mode", ["pointwise", "listwise"])
 def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, ray_session, sample_collection, tiny_bert_dir, tmp_path):

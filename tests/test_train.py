@@ -131,3 +131,39 @@ def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert
     assert not torch.allclose(after, before)  # the weights moved
     encoded = trained.encode_docs(["a document"]).vectors
     assert encoded.shape == (1, 32)
+
+
+@pytest.mark.parametrize("kind", ["sparse", "multi_vector", "pointwise", "listwise"])
+def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_dir, sample_collection):
+    """Two optimiser steps in one process with plain Lightning: finite losses, moved weights."""
+    from rayir.data import QrelsDataset
+    from rayir.data.datamodule import RankDataModule
+    from rayir.losses import ApproxNDCG, FLOPSRegularization, InfoNCE, RankNet
+    from rayir.modules import CrossEncoderModule
+
+    setups = {
+        "sparse": (BiEncoderModule, tiny_mlm_dir, {}, [InBatchCrossEntropy(), FLOPSRegularization(1e-3, 1e-3)]),
+        "multi_vector": (BiEncoderModule, tiny_bert_dir, SETTINGS["multi_vector"], [InBatchCrossEntropy(0.1)]),
+        "pointwise": (CrossEncoderModule, tiny_bert_dir, {"mode": "pointwise"}, [InfoNCE(), RankNet(weight=0.5)]),
+        "listwise": (CrossEncoderModule, tiny_bert_dir, {"mode": "listwise", "listwise_heads": 2}, [ApproxNDCG()]),
+    }
+    module_cls, path, settings, losses = setups[kind]
+    torch.manual_seed(0)
+    module = module_cls(str(path), **settings).configure_training(losses, lr=1e-3)
+    before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
+    run = {q: {f"d{i:02d}": float(-i) for i in range(1, 31)} for q in ("q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8")}
+    data = RankDataModule(train=lambda: QrelsDataset(sample_collection, sample_collection, sample_collection,
+                                                     run=run, num_negatives=3, depth=30, split="test"),
+                          batch_size=4)
+    trainer = lightning.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
+    assert torch.isfinite(trainer.callback_metrics["train_loss"])
+    for loss in losses:  # each term is logged on its own
+        assert torch.isfinite(trainer.callback_metrics[f"train_{type(loss).__name__}"])
+    moved = [n for n, p in module.model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert moved, "no parameter changed"
+    wrong = {"sparse": [RankNet(), RankNet()], "multi_vector": [FLOPSRegularization()],
+             "pointwise": [InBatchCrossEntropy()], "listwise": [FLOPSRegularization()]}[kind]
+    with pytest.raises(ValueError):  # duplicates, or a loss this model type cannot take
+        module.configure_training(wrong)

@@ -46,8 +46,16 @@ class DenseShard:
             faiss.normalize_L2(vectors)
         k_eff = min(k, len(self.doc_ids))
         scores, positions = self.index.search(vectors, k_eff)
+        # Faiss returns rows best first; only rows with missing hits or tied scores need re-ordering
+        # (ties go by doc id, as everywhere), so the common case stays vectorised.
+        simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1)  # strictly best first
+        id_matrix = self.doc_ids[np.where(positions >= 0, positions, 0)]
         hits_scores, hits_ids = [], []
-        for row_scores, row_positions in zip(scores, positions):
+        for row, (row_scores, row_positions) in enumerate(zip(scores, positions)):
+            if simple[row]:
+                hits_scores.append(row_scores)
+                hits_ids.append(id_matrix[row].tolist())
+                continue
             valid = row_positions >= 0
             ids = self.doc_ids[row_positions[valid]]
             order, best = top_k(row_scores[valid], k, ids)

@@ -70,7 +70,8 @@ def test_killed_shard_actor_mid_job_gives_identical_run(restart, dense_embedding
                 ray.kill(searcher.actors[1], no_restart=not restart)
                 killed.append(done)
 
-        run = searcher.search(queries, k=10, batch_size=3, on_batch=kill_after_first_batch)
+        # One query per batch: 8 batches, more than the 4 kept in flight, so later batches meet the kill.
+        run = searcher.search(queries, k=10, batch_size=1, on_batch=kill_after_first_batch)
         assert killed and searcher.restarts >= 1
     assert_same_run(reference, run)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
 
 from rayir.data.datamodule import RankBatch
 from rayir.losses import InBatchCrossEntropy, total_loss
@@ -57,7 +58,8 @@ def _worker(rank: int, model_dir: str, mode: str, store: str, out: str) -> None:
         for grad in grads.values():  # what DDP does: average the gradients over workers
             dist.all_reduce(grad)
             grad /= 2
-        torch.save({"loss": loss, "grads": grads}, f"{out}/rank{rank}.pt")
+        save_file({"loss": torch.tensor(loss), **{f"grad.{n}": g.contiguous() for n, g in grads.items()}},
+                  f"{out}/rank{rank}.safetensors")
     finally:
         dist.destroy_process_group()
 
@@ -66,7 +68,11 @@ def _worker(rank: int, model_dir: str, mode: str, store: str, out: str) -> None:
 def test_two_worker_in_batch_loss_equals_single_process_global_batch(mode, tiny_bert_dir, tmp_path):
     single_loss, single_grads = loss_and_gradients(make_module(str(tiny_bert_dir), mode), batch_of(slice(0, 4)))
     mp.spawn(_worker, args=(str(tiny_bert_dir), mode, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    ranks = []
+    for r in (0, 1):
+        saved = load_file(tmp_path / f"rank{r}.safetensors")
+        ranks.append({"loss": saved["loss"].item(),
+                      "grads": {n[len("grad."):]: g for n, g in saved.items() if n.startswith("grad.")}})
     # Each worker's loss covers its own queries against all 8 documents: their mean is the global loss.
     assert (ranks[0]["loss"] + ranks[1]["loss"]) / 2 == pytest.approx(single_loss, abs=1e-5)
     local_only = loss_and_gradients(make_module(str(tiny_bert_dir), mode), batch_of(slice(0, 2)))[0]

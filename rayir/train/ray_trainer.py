@@ -193,7 +193,9 @@ def train_worker(config: dict[str, Any]) -> None:
         return
     with checkpoint.as_directory() as directory:
         print(f"[rayir.fit] resuming from {directory}", file=sys.stderr, flush=True)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT))
+        # weights_only: the resume path never unpickles arbitrary objects from the checkpoint.
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT),
+                    weights_only=True)
 
 
 def read_training_summary(output: str | Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ finished model is copied to ``<output>/checkpoint``, which encoding and re-ranki
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -197,6 +196,3 @@ def train_worker(config: dict[str, Any]) -> None:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT),
                     weights_only=True)
 
-
-def read_training_summary(output: str | Path) -> dict[str, Any]:
-    return json.loads((Path(output) / "training.json").read_text())

@@ -124,6 +124,7 @@ def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert
     assert Path(marker).exists()  # the failure happened...
     assert Path(f"{marker}.starts").read_text().split() == ["0", "2"]  # ...and training resumed at step 2
     assert result.steps == 6
+    assert result.samples == 6 * 2 * 2  # steps x workers x batch: the count survives the restart
     assert 0 <= result.metrics["val_nDCG@10"] <= 1 and "val_RR@10" in result.metrics
     summary = json.loads((tmp_path / "out/training.json").read_text())
     assert summary["steps"] == 6 and summary["scaling"]["num_workers"] == 2

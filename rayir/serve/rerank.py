@@ -27,12 +27,7 @@ ModelKind = Literal["auto", "cross", "bi"]
 
 def detect_kind(model: str | Path) -> str:
     """``cross`` for cross-encoder layouts (rayir cross-encoder, sequence classification, T5), else ``bi``."""
-    import json
-
-    from ..models.loaders import resolve_model_dir
-
-    config_path = resolve_model_dir(model) / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config = _model_config(model)
     architectures = config.get("architectures") or []
     if config.get("model_type") == "rayir-cross-encoder" or config.get("model_type") == "t5":
         return "cross"
@@ -201,12 +196,15 @@ def rerank(
     return result
 
 
-def _is_listwise(model: str | Path, overrides: dict[str, Any]) -> bool:
+def _model_config(model: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``config.json`` (empty for layouts without one, e.g. sentence-transformers v2)."""
     import json
 
     from ..models.loaders import resolve_model_dir
 
-    if overrides.get("mode") == "listwise":
-        return True
     config_path = resolve_model_dir(model) / "config.json"
-    return config_path.exists() and json.loads(config_path.read_text()).get("mode") == "listwise"
+    return json.loads(config_path.read_text()) if config_path.exists() else {}
+
+
+def _is_listwise(model: str | Path, overrides: dict[str, Any]) -> bool:
+    return overrides.get("mode", _model_config(model).get("mode")) == "listwise"

@@ -34,6 +34,13 @@ class ReportCheckpoint(RayTrainReportCallback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._report(trainer, pl_module)
 
+    # Saved in the Lightning checkpoint, so a resumed run keeps counting from where it stopped.
+    def state_dict(self) -> dict[str, int]:
+        return {"samples": self._samples}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._samples = int(state_dict["samples"])
+
     def _report(self, trainer: lightning.Trainer, pl_module) -> None:
         import ray.train
         from ray.train import Checkpoint

@@ -117,3 +117,34 @@ def test_index_refuses_to_mix(ray_session, sample_collection, tiny_bert_dir, tmp
         build_index(tmp_path / "enc", tmp_path / "idx")
     with pytest.raises(ValueError, match="only 3 shard files"):
         build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=4)
+
+
+def test_sparse_kernel_equals_brute_force_with_ties(tmp_path):
+    """The compiled accumulator against dense numpy scoring, on weights coarse enough that many
+    documents tie (inside the top k and at the k-th place): ties must go by doc id."""
+    from rayir.index.sparse import build_sparse_shard
+
+    rng = np.random.default_rng(7)
+    num_docs, vocab, k = 300, 40, 10
+    dense_docs = np.where(rng.random((num_docs, vocab)) < 0.15, rng.integers(1, 4, (num_docs, vocab)), 0).astype(np.float32)
+    doc_ids = [f"d{rng.permutation(num_docs)[i]:04d}-{i}" for i in range(num_docs)]  # id order != position order
+    rows, terms = np.nonzero(dense_docs)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
+    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, tmp_path / "shard", vocab)
+    shard = load_shard(tmp_path / "shard")
+    dense_queries = np.where(rng.random((50, vocab)) < 0.1, rng.integers(1, 3, (50, vocab)), 0).astype(np.float32)
+    dense_queries[0] = 0  # a query with no terms: no hits
+    q_rows, q_terms = np.nonzero(dense_queries)
+    batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=50))]),
+                       terms=q_terms.astype(np.int32), weights=dense_queries[q_rows, q_terms])
+    hits = shard.search(batch, k)
+    scores = dense_queries @ dense_docs.T
+    expected_ids, expected_scores = brute_force(scores, doc_ids, k)
+    tied_rows = 0
+    for row in range(50):
+        want = [(d, s) for d, s in zip(expected_ids[row], expected_scores[row]) if s > 0]
+        assert hits.doc_ids[row] == [d for d, _ in want]
+        np.testing.assert_array_equal(hits.scores[row], np.asarray([s for _, s in want], np.float32))
+        tied_rows += len(set(expected_scores[row])) < len(expected_scores[row])
+    assert tied_rows > 10  # the data really exercises tie-breaking
+    assert hits.doc_ids[0] == []

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .sparse_kernel import search_postings
 from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
@@ -32,6 +33,10 @@ def build_sparse_shard(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarra
 
 
 class SparseShard:
+    """A loaded inverted index. Search runs the compiled accumulator kernel (see
+    :mod:`.sparse_kernel`); the rare rows whose order hinges on tied scores are re-done in numpy
+    and ordered by doc id, as everywhere."""
+
     def __init__(self, directory: Path) -> None:
         self.meta = load_meta(directory)
         self.doc_ids = load_doc_ids(directory)
@@ -44,16 +49,31 @@ class SparseShard:
         vocab = self.meta["vocab_size"]
         if len(queries.terms) and int(queries.terms.max()) >= vocab:
             raise ValueError(f"query term id {int(queries.terms.max())} outside the index vocabulary ({vocab})")
-        q = sp.csr_matrix((queries.weights, queries.terms, queries.indptr), shape=(len(queries), vocab), dtype=np.float32)
-        scores = (q @ self.postings).tocsr()  # (B, N), only documents sharing a term with the query
-        hits_scores, hits_ids = [], []
-        for row in range(scores.shape[0]):
-            start, end = scores.indptr[row], scores.indptr[row + 1]
-            positions, values = scores.indices[start:end], scores.data[start:end]
-            matched = values > 0
-            positions, values = positions[matched], values[matched]
-            ids = self.doc_ids[positions]
-            order, best = top_k(values, k, ids)
-            hits_scores.append(best.astype(np.float32))
-            hits_ids.append(ids[order].tolist())
+        n, k = len(queries), max(0, min(k, len(self.doc_ids)))
+        positions = np.zeros((n, k), np.int64)
+        scores = np.zeros((n, k), np.float32)
+        counts = np.zeros(n, np.int64)
+        tied = np.zeros(n, np.bool_)
+        if k:
+            search_postings(queries.indptr.astype(np.int64), queries.terms.astype(np.int64),
+                            queries.weights.astype(np.float32), self.postings.indptr, self.postings.indices,
+                            self.postings.data, len(self.doc_ids), k, positions, scores, counts, tied)
+        id_matrix = self.doc_ids[positions]
+        hits_scores = [scores[row, : counts[row]] for row in range(n)]
+        hits_ids = [id_matrix[row, : counts[row]].tolist() for row in range(n)]
+        for row in np.flatnonzero(tied):
+            hits_scores[row], hits_ids[row] = self._search_row_with_ties(queries, int(row), k)
         return Hits(hits_scores, hits_ids)
+
+    def _search_row_with_ties(self, queries: QueryBatch, row: int, k: int) -> tuple[np.ndarray, list[str]]:
+        """One query exhaustively in numpy, the same float32 sums as the kernel, ties ordered by doc id."""
+        start, end = queries.indptr[row], queries.indptr[row + 1]
+        scores = np.zeros(len(self.doc_ids), np.float32)
+        for term, weight in zip(queries.terms[start:end], queries.weights[start:end]):  # the kernel's order
+            lo, hi = self.postings.indptr[term], self.postings.indptr[term + 1]
+            scores[self.postings.indices[lo:hi]] += np.float32(weight) * self.postings.data[lo:hi]
+        positions = np.flatnonzero(scores > 0)
+        values = scores[positions]
+        ids = self.doc_ids[positions]
+        order, best = top_k(values, k, ids)
+        return best.astype(np.float32), ids[order].tolist()

@@ -1,0 +1,74 @@
+"""Exact top-k over term-major postings, compiled with numba: term-at-a-time into a dense accumulator.
+
+Why not a sparse matrix product: ``queries @ postings`` materialises a sparse score row for every
+document that shares a term with the query (with SPLADE's expansion terms, nearly all of them), and
+scipy's sparse-output product spends most of its time building that output. Here each query adds
+its posting lists into one dense float32 array and a single pass keeps the k best. Query terms are
+added in the order given (term id order), so a document's score is the same float whatever shard
+holds it, and 1 or N shards give identical runs.
+
+MaxScore-style pruning was tried (terms by impact, candidates finished by binary search): with
+SPLADE's many low-weight expansion terms nearly every document stays a candidate until late, and
+the threshold upkeep cost more than it saved (218 vs 89 us per SciFact query), so it is not used.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+@numba.njit(cache=True, nogil=True)
+def _top_k(acc, pool, use_pool, n, k, out_positions, out_scores):
+    """Top ``k`` positive scores of ``acc`` over ``pool[:n]`` (or all documents),
+    best first; returns how many were found and whether the order hinges on ties."""
+    found = 0
+    for c in range(n):
+        d = pool[c] if use_pool else c
+        s = acc[d]
+        if s <= 0 or (found == k and s <= out_scores[k - 1]):
+            continue
+        r = found if found < k else k - 1
+        while r > 0 and out_scores[r - 1] < s:
+            out_scores[r] = out_scores[r - 1]
+            out_positions[r] = out_positions[r - 1]
+            r -= 1
+        out_scores[r] = s
+        out_positions[r] = d
+        if found < k:
+            found += 1
+    tied = False
+    for r in range(1, found):
+        if out_scores[r] == out_scores[r - 1]:
+            tied = True
+    if found == k and not tied:  # another document with the k-th score that did not fit
+        kth, at_least = out_scores[k - 1], 0
+        for c in range(n):
+            d = pool[c] if use_pool else c
+            if acc[d] >= kth:
+                at_least += 1
+        tied = at_least > k
+    return found, tied
+
+
+
+@numba.njit(cache=True, nogil=True)
+def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, num_docs, k,
+                    out_positions, out_scores, out_counts, out_tied):
+    """Top ``k`` documents of every query (CSR ``q_*``) against term-major postings.
+
+    Writes, per query row, up to ``k`` document positions and scores, best first, into
+    ``out_positions``/``out_scores`` and the number written into ``out_counts``; documents that
+    score 0 are not hits. Rows whose order would depend on tie-breaking (equal scores inside the
+    top k, or more documents tied with the k-th than fit) are flagged in ``out_tied``: the caller
+    orders those by doc id.
+    """
+    acc = np.zeros(num_docs, np.float32)
+    for b in range(len(q_indptr) - 1):
+        for j in range(q_indptr[b], q_indptr[b + 1]):
+            t, w = q_terms[j], q_weights[j]
+            for p in range(indptr[t], indptr[t + 1]):
+                acc[docs[p]] += w * weights[p]
+        found, tied = _top_k(acc, out_positions[b], False, num_docs, k, out_positions[b], out_scores[b])
+        out_counts[b] = found
+        out_tied[b] = tied
+        acc[:] = 0.0

@@ -54,6 +54,31 @@ def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sa
     assert_same_run(runs[0], runs[2])
 
 
+@pytest.mark.parametrize("model", ["dense", "bm25"])
+def test_in_process_pipeline_equals_the_ray_pipeline(model, ray_session, sample_collection, tiny_bert_dir, tmp_path):
+    """``in_process=True`` (no Ray) writes the same shards, index and run as the Ray pipeline."""
+    import pyarrow.parquet as pq
+
+    name = "bm25" if model == "bm25" else str(tiny_bert_dir)
+    queries = list(read_queries(sample_collection))
+    runs = {}
+    for in_process in (False, True):
+        out = tmp_path / ("local" if in_process else "ray")
+        result = encode_corpus(name, sample_collection, out / "embeddings", docs_per_shard=7, in_process=in_process)
+        assert result.documents == 30
+        build_index(out / "embeddings", out / "index", num_shards=2, in_process=in_process)
+        with Searcher(out / "index", in_process=in_process) as searcher:
+            assert bool(searcher.actors) != in_process
+            runs[in_process] = searcher.search(queries, k=10, batch_size=4)
+    for shard in sorted((tmp_path / "ray" / "embeddings" / "embeddings").glob("part-*.parquet")):
+        assert pq.read_table(shard).equals(pq.read_table(tmp_path / "local" / "embeddings" / "embeddings" / shard.name))
+    assert runs[True] == runs[False]
+    with pytest.raises(ValueError, match="num_encoders"):
+        encode_corpus(name, sample_collection, tmp_path / "x", num_encoders=2, in_process=True)
+    with pytest.raises(ValueError, match="in_process"):
+        Searcher(tmp_path / "local" / "index", in_process=True, shard_resources={"index_shard": 1})
+
+
 @pytest.mark.parametrize("restart", [True, False])
 def test_killed_shard_actor_mid_job_gives_identical_run(restart, dense_embeddings, sample_collection, tmp_path):
     import ray
@@ -146,3 +171,10 @@ def test_index_job_end_to_end(ray_session, sample_collection, tmp_path):
     result = search_stage(str(tmp_path / "out" / "index"), str(sample_collection), str(tmp_path / "bm25.run"),
                           split="test", qrels=str(sample_collection))
     assert result["nDCG@10"] > 0.5  # BM25 finds the hand-judged documents of this small collection
+    local = index_stage(str(sample_collection), str(tmp_path / "local"), model="bm25", num_shards=2,
+                        encoding=EncodingOptions(docs_per_shard=10), in_process=True)
+    assert local["documents"] == 30
+    local_result = search_stage(str(tmp_path / "local" / "index"), str(sample_collection), str(tmp_path / "local.run"),
+                                split="test", qrels=str(sample_collection), in_process=True)
+    assert local_result["nDCG@10"] == result["nDCG@10"]
+    assert read_run(tmp_path / "local.run") == read_run(tmp_path / "bm25.run")

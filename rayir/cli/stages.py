@@ -60,6 +60,7 @@ def encode(
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008 - jsonargparse reads the default
     overwrite: bool = False,
     model_config: dict[str, Any] | None = None,
+    in_process: bool = False,
 ) -> dict[str, Any]:
     """Encode every document of a corpus into Parquet embedding shards plus ``manifest.json``.
 
@@ -70,10 +71,12 @@ def encode(
         encoding: Ray Data encoding options.
         overwrite: Replace an existing encoding in ``output``.
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
+        in_process: Encode in this process without Ray (small corpora); ``num_encoders`` must be 1.
     """
     from ..encode import encode_corpus
 
-    result = encode_corpus(model, corpus, output, overwrite=overwrite, **asdict(encoding), **(model_config or {}))
+    result = encode_corpus(model, corpus, output, overwrite=overwrite, in_process=in_process, **asdict(encoding),
+                           **(model_config or {}))
     return _report({
         "stage": "encode", "documents": result.documents, "mode": result.manifest["mode"], "embeddings": output,
         "seconds": round(result.seconds, 2), "docs_per_second": round(result.docs_per_second, 1),
@@ -89,6 +92,7 @@ def index(
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008
     overwrite: bool = False,
     model_config: dict[str, Any] | None = None,
+    in_process: bool = False,
 ) -> dict[str, Any]:
     """Encode a corpus on Ray Data into ``<output>/embeddings`` and build ``<output>/index``.
 
@@ -102,16 +106,18 @@ def index(
         encoding: Ray Data encoding options.
         overwrite: Replace an existing encoding/index in ``output``.
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
+        in_process: Encode and build in this process without Ray: for small corpora, where starting
+            Ray and its actors costs more than the work. ``encoding.num_encoders`` must be 1.
     """
     from ..encode import encode_corpus
     from ..index import build_index
 
     out = Path(output)
-    encoded = encode_corpus(model, corpus, out / "embeddings", overwrite=overwrite, **asdict(encoding),
-                            **(model_config or {}))
+    encoded = encode_corpus(model, corpus, out / "embeddings", overwrite=overwrite, in_process=in_process,
+                            **asdict(encoding), **(model_config or {}))
     manifest = build_index(out / "embeddings", out / "index", num_shards=num_shards,
                            factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
-                           overwrite=True)
+                           overwrite=True, in_process=in_process)
     return _report({
         "stage": "index", "documents": encoded.documents, "mode": encoded.manifest["mode"],
         "index": str(out / "index"), "shards": num_shards, "factory": manifest["factory"],
@@ -134,6 +140,7 @@ def search(
     shard_resources: dict[str, float] | None = None,
     device: str = "cpu",
     tag: str = "rayir",
+    in_process: bool = False,
 ) -> dict[str, Any]:
     """Search a sharded index with every query; write a TREC run; optionally evaluate.
 
@@ -152,6 +159,8 @@ def search(
             on the memory-heavy nodes of ``cluster/`` that advertise it.
         device: Device for the query encoder.
         tag: Run tag (last column of the run file).
+        in_process: Load the shards into this process instead of Ray actors (small indexes); then
+            ``cpus_per_shard`` and ``shard_resources`` must stay unset.
     """
     from ..data import read_queries, write_run
     from ..serve.coordinator import Searcher
@@ -160,7 +169,7 @@ def search(
     if not query_list:
         raise ValueError(f"{queries}: no queries")
     with Searcher(index, shard_options=shard_options, cpus_per_shard=cpus_per_shard,
-                  shard_resources=shard_resources, device=device) as searcher:
+                  shard_resources=shard_resources, device=device, in_process=in_process) as searcher:
         run = searcher.search(query_list, k=k, batch_size=batch_size)
         restarts = searcher.restarts
     if len(run) != len(query_list):

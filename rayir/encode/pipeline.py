@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_json
@@ -27,8 +28,8 @@ from ..models.loaders import load_bi_encoder
 from ..ray_runtime import ensure_ray
 from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, verify_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
-from ..models.bm25 import BM25Model, bm25_fingerprint, count_terms
-from .worker import BM25ChunkEncoder, ChunkEncoder, shard_name
+from ..models.bm25 import BM25Model, bm25_fingerprint
+from .worker import BM25ChunkEncoder, ChunkEncoder, analyse_chunk, shard_name
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -71,18 +72,20 @@ def _bm25_spec(overrides: dict[str, Any]) -> EncoderSpec:
     )
 
 
-def _fit_bm25(spec: EncoderSpec, chunks: list[Chunk], staging: Path, model_dir: Path) -> EncoderSpec:
-    """Collection statistics from all chunks (one Ray task each), saved as the BM25 model."""
-    import ray
+def _fit_bm25(spec: EncoderSpec, chunks: list[Chunk], staging: Path, model_dir: Path, in_process: bool) -> EncoderSpec:
+    """Collection statistics from all chunks (one Ray task each, or in this process), saved as the
+    BM25 model. Each chunk's analysis is kept beside it, so the encoders do not analyse again."""
     from collections import Counter
 
-    def chunk_stats(path: str):
-        return count_terms(pq.read_table(path, columns=["text"]).column("text").to_pylist())
+    if in_process:
+        parts = [analyse_chunk(str(staging), c.path) for c in chunks]
+    else:
+        import ray
 
-    futures = [ray.remote(chunk_stats).remote(str(staging / c.path)) for c in chunks]
+        parts = ray.get([ray.remote(analyse_chunk).remote(str(staging), c.path) for c in chunks])
     df: Counter = Counter()
     length = documents = 0
-    for part_df, part_length, part_docs in ray.get(futures):
+    for part_df, part_length, part_docs in parts:
         df.update(part_df)
         length += part_length
         documents += part_docs
@@ -147,6 +150,7 @@ def encode_corpus(
     retries: int = 1,
     overwrite: bool = False,
     keep_staging: bool = False,
+    in_process: bool = False,
     encoder_cls: type = ChunkEncoder,
     **config_overrides: Any,
 ) -> EncodeResult:
@@ -156,6 +160,8 @@ def encode_corpus(
     otherwise each uses ``threads_per_encoder`` CPU threads (default: the cluster's CPUs split
     evenly). ``precision="bfloat16"`` runs the encoder under bf16 autocast (vectors are stored as
     float32). ``config_overrides`` (e.g. ``doc_max_length=256``) adjust the model config.
+    ``in_process=True`` runs the same encoder in this process without Ray: for small corpora and
+    notebooks, where starting actors costs more than the encoding (same files, same manifest).
     """
     import ray
 
@@ -163,6 +169,8 @@ def encode_corpus(
         raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
     if num_encoders < 1 or batch_size < 1 or retries < 0:
         raise ValueError("num_encoders and batch_size must be >= 1, retries >= 0")
+    if in_process and num_encoders != 1:
+        raise ValueError(f"in_process runs one encoder in this process; num_encoders={num_encoders} does not apply")
     output_dir = Path(output_dir)
     if overwrite and output_dir.exists():
         shutil.rmtree(output_dir)
@@ -195,10 +203,11 @@ def encode_corpus(
     pending = _pending(chunks, shards)
     _log(f"{total_docs} documents in {len(chunks)} shards; {len(pending)} to encode")
 
-    ensure_ray()
+    if not in_process:
+        ensure_ray()
     if spec.needs_corpus_statistics:
-        spec = _fit_bm25(spec, chunks, staging, output_dir / "bm25")
-    if threads_per_encoder is None:
+        spec = _fit_bm25(spec, chunks, staging, output_dir / "bm25", in_process)
+    if threads_per_encoder is None and not in_process:
         threads_per_encoder = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_encoders)
     encoded = 0
     busy: dict[int, float] = {}
@@ -211,7 +220,10 @@ def encode_corpus(
                 device="cuda" if gpus_per_encoder else "cpu", precision=precision, threads=threads_per_encoder,
             )
             encoder = spec.encoder_cls if encoder_cls is ChunkEncoder else encoder_cls
-            encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, busy)
+            if in_process:
+                encoded += _run_in_process(pending, encoder, constructor, busy)
+            else:
+                encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, busy)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
             pending = _pending(chunks, shards)
             done = len(chunks) - len(pending)
@@ -250,9 +262,26 @@ def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: d
         num_cpus=0 if gpus else constructor["threads"],
         num_gpus=gpus or None,
     )
+    return _collect_shards(results.iter_rows(), pending, busy)
+
+
+def _run_in_process(pending, encoder_cls, constructor, busy: dict[int, float]) -> int:
+    """The same encoder over the pending chunks, one at a time, in this process."""
+    encoder = encoder_cls(**constructor)
+
+    def rows():
+        for chunk in pending:
+            out = encoder({"index": np.asarray([chunk.index]), "chunk": np.asarray([chunk.path])})
+            yield {name: values[0] for name, values in out.items()}
+
+    return _collect_shards(rows(), pending, busy)
+
+
+def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
+    """Check each finished shard's row count against its chunk, log progress, count shards."""
     started, docs, shards_done = time.perf_counter(), 0, 0
     rows_by_index = {c.index: c.rows for c in pending}
-    for row in results.iter_rows():
+    for row in rows:
         shards_done += 1
         docs += int(row["rows"])
         busy[int(row["worker"])] = busy.get(int(row["worker"]), 0.0) + float(row["seconds"])

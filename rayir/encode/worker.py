@@ -94,12 +94,16 @@ class ChunkEncoder:
         inverse[order] = np.arange(len(order))
         return table.take(pa.array(inverse))
 
+    def encode_staged(self, chunk: str) -> pa.Table:
+        """The embedding shard of one staged chunk."""
+        source = pq.read_table(self.staging_dir / chunk)
+        return self.encode_chunk(source.column("doc_id").to_pylist(), source.column("text").to_pylist())
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, checksums, seconds = [], [], []
         for index, chunk in zip(batch["index"], batch["chunk"]):
             started = time.perf_counter()
-            source = pq.read_table(self.staging_dir / str(chunk))
-            table = self.encode_chunk(source.column("doc_id").to_pylist(), source.column("text").to_pylist())
+            table = self.encode_staged(str(chunk))
             path = self.shard_dir / shard_name(int(index))
             write_with(path, lambda tmp: pq.write_table(table, tmp))
             rows.append(table.num_rows)
@@ -114,8 +118,27 @@ class ChunkEncoder:
         }
 
 
+def analysed_path(staging_dir: Path, chunk: str) -> Path:
+    return staging_dir / chunk.replace(".parquet", ".bm25.parquet")
+
+
+def analyse_chunk(staging_dir: str, chunk: str):
+    """Analyse one staged chunk for BM25 (kept beside it; reused when resuming) and return its
+    collection statistics."""
+    from ..models.bm25 import analyse_texts, collection_statistics
+
+    path = analysed_path(Path(staging_dir), chunk)
+    if path.exists():
+        analysed = pq.read_table(path)
+    else:
+        analysed = analyse_texts(pq.read_table(Path(staging_dir) / chunk, columns=["text"]).column("text").to_pylist())
+        write_with(path, lambda tmp: pq.write_table(analysed, tmp))
+    return collection_statistics(analysed)
+
+
 class BM25ChunkEncoder(ChunkEncoder):
-    """Writes BM25 document weights (see :mod:`rayir.models.bm25`) as sparse shards."""
+    """Writes BM25 document weights (see :mod:`rayir.models.bm25`) as sparse shards, from the
+    analysis the statistics pass kept beside each chunk."""
 
     def __init__(self, bm25_dir: str, staging_dir: str, shard_dir: str, batch_size: int, device: str,
                  precision: str, threads: int | None) -> None:
@@ -125,17 +148,17 @@ class BM25ChunkEncoder(ChunkEncoder):
         self.mode = "sparse"
         self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
 
-    def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
-        encoded = [self.model.encode_doc(text) for text in texts]
-        lengths = np.asarray([len(ids) for ids, _ in encoded])
-        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-        terms = np.concatenate([ids for ids, _ in encoded]) if encoded else np.zeros(0, np.int32)
-        weights = np.concatenate([w for _, w in encoded]) if encoded else np.zeros(0, np.float32)
+    def encode_staged(self, chunk: str) -> pa.Table:
         from .formats import SCHEMAS
 
+        doc_ids = pq.read_table(self.staging_dir / chunk, columns=["doc_id"]).column("doc_id")
+        analysed = pq.read_table(analysed_path(self.staging_dir, chunk))
+        if analysed.num_rows != len(doc_ids):
+            raise RuntimeError(f"{chunk}: {analysed.num_rows} analysed rows for {len(doc_ids)} documents")
+        indptr, terms, weights = self.model.doc_weights(analysed)
+        offsets = pa.array(indptr.astype(np.int32))
         return pa.Table.from_arrays(
-            [pa.array(doc_ids, pa.string()),
-             pa.ListArray.from_arrays(offsets, pa.array(terms.astype(np.int32))),
-             pa.ListArray.from_arrays(offsets, pa.array(weights.astype(np.float32)))],
+            [doc_ids.combine_chunks(), pa.ListArray.from_arrays(offsets, pa.array(terms, pa.int32())),
+             pa.ListArray.from_arrays(offsets, pa.array(weights, pa.float32()))],
             schema=SCHEMAS["sparse"],
         )

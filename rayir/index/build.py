@@ -77,12 +77,14 @@ def build_index(
     factory: str = "Flat",
     threads_per_shard: int | None = None,
     overwrite: bool = False,
+    in_process: bool = False,
 ) -> dict[str, Any]:
     """Build ``num_shards`` index shards in parallel Ray tasks and write the index manifest.
 
     ``factory`` is a Faiss index factory string for dense and multi-vector embeddings (``Flat``,
     ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...); sparse embeddings always get the exact
-    inverted index and take ``factory="inverted"``.
+    inverted index and take ``factory="inverted"``. ``in_process=True`` builds the shards one after
+    another in this process, without Ray (small indexes).
     """
     import ray
 
@@ -97,14 +99,15 @@ def build_index(
             raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")
         shutil.rmtree(index_dir)
     groups = _groups([s["file"] for s in manifest["shards"]], num_shards)
-    ensure_ray()
     started = time.perf_counter()
-    remote = ray.remote(build_index_shard).options(num_cpus=threads_per_shard or 1, max_retries=2)
-    futures = [
-        remote.remote(str(embeddings_dir), files, str(index_dir / shard_dir_name(i)), manifest, factory, threads_per_shard)
-        for i, files in enumerate(groups)
-    ]
-    metas = ray.get(futures)
+    jobs = [(str(embeddings_dir), files, str(index_dir / shard_dir_name(i)), manifest, factory, threads_per_shard)
+            for i, files in enumerate(groups)]
+    if in_process:
+        metas = [build_index_shard(*job) for job in jobs]
+    else:
+        ensure_ray()
+        remote = ray.remote(build_index_shard).options(num_cpus=threads_per_shard or 1, max_retries=2)
+        metas = ray.get([remote.remote(*job) for job in jobs])
     documents = sum(m["documents"] for m in metas)
     if documents != manifest["documents"]:
         raise RuntimeError(f"index holds {documents} documents but the embeddings have {manifest['documents']}")

@@ -37,6 +37,8 @@ class Searcher:
     ``candidates_per_token``). ``cpus_per_shard`` reserves CPUs per actor (0: no reservation, so
     any number of shards fits a small machine). ``shard_resources`` (e.g. ``{"index_shard": 1}``)
     places shard actors on nodes that advertise that custom resource (memory-heavy index nodes).
+    ``in_process=True`` loads the shards into this process instead of actors (small indexes,
+    notebooks): the same search and merge without Ray.
     """
 
     def __init__(
@@ -48,21 +50,29 @@ class Searcher:
         threads_per_shard: int | None = None,
         max_retries: int = 3,
         shard_resources: dict[str, float] | None = None,
+        in_process: bool = False,
     ) -> None:
-        import ray
-
-        ensure_ray()
         self.index_dir = Path(index_dir)
         self.manifest = read_index_manifest(index_dir)
         self.encoder = QueryEncoder(self.manifest, device=device)
         self.max_retries = max_retries
-        self._actor_cls = ray.remote(IndexShardActor).options(
-            num_cpus=cpus_per_shard, resources=shard_resources or {}, max_restarts=max_retries)
         self._actor_args = [
             (str(self.index_dir / s["dir"]), shard_options or {}, threads_per_shard) for s in self.manifest["shards"]
         ]
-        self.actors = [self._actor_cls.remote(*args) for args in self._actor_args]
         self.restarts = 0
+        self.in_process_shards: list[IndexShardActor] = []
+        self.actors: list = []
+        if in_process:
+            if cpus_per_shard or shard_resources:
+                raise ValueError("cpus_per_shard and shard_resources place shard actors; in_process has none")
+            self.in_process_shards = [IndexShardActor(*args) for args in self._actor_args]
+            return
+        import ray
+
+        ensure_ray()
+        self._actor_cls = ray.remote(IndexShardActor).options(
+            num_cpus=cpus_per_shard, resources=shard_resources or {}, max_restarts=max_retries)
+        self.actors = [self._actor_cls.remote(*args) for args in self._actor_args]
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> Hits:
         """Top-``k`` of each query text (exact over all shards)."""
@@ -87,6 +97,8 @@ class Searcher:
             yield self._collect(pending.popleft(), k)
 
     def _submit(self, queries: QueryBatch, k: int) -> tuple[Any, list]:
+        if self.in_process_shards:
+            return None, [shard.search(queries, k) for shard in self.in_process_shards]
         import ray
 
         batch = ray.put(queries)
@@ -94,6 +106,8 @@ class Searcher:
 
     def _collect(self, submitted: tuple[Any, list], k: int) -> Hits:
         batch, calls = submitted
+        if batch is None:  # in process: the shards' hits themselves
+            return merge_hits(calls, k)
         return merge_hits([self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)], k)
 
     def _result(self, shard: int, actor, future, batch, k: int) -> Hits:
@@ -149,6 +163,7 @@ class Searcher:
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []
+        self.in_process_shards = []
 
     def __enter__(self) -> "Searcher":
         return self

@@ -31,7 +31,8 @@ class QueryEncoder:
 
     def __call__(self, texts: list[str]) -> QueryBatch:
         if self.bm25 is not None:
-            return QueryBatch.from_sparse_rows([self.bm25.encode_query(t) for t in texts])
+            indptr, terms, weights = self.bm25.encode_queries(texts)
+            return QueryBatch(indptr=indptr, terms=terms, weights=weights)
         import torch
 
         autocast = (torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)

@@ -178,3 +178,41 @@ def test_sparse_kernel_equals_brute_force_with_ties(tmp_path):
         tied_rows += len(set(expected_scores[row])) < len(expected_scores[row])
     assert tied_rows > 10  # the data really exercises tie-breaking
     assert hits.doc_ids[0] == []
+
+
+def test_merge_of_shard_top_k_equals_global_top_k_with_ties():
+    """Per-shard top-k lists (some short, many tied scores) merge into the global top k with ties by
+    doc id, compared with sorting everything."""
+    from rayir.index.base import Hits, top_k
+
+    rng = np.random.default_rng(3)
+    k, shards = 8, 3
+    for _ in range(20):
+        num_docs = int(rng.integers(5, 40))
+        ids = np.asarray([f"doc{int(i):03d}" for i in rng.permutation(1000)[:num_docs]], dtype=object)
+        scores = rng.integers(0, 4, (6, num_docs)).astype(np.float32)  # coarse: ties everywhere
+        owner = rng.integers(0, shards, num_docs)
+        parts = []
+        for shard in range(shards):
+            mine = np.flatnonzero(owner == shard)
+            rows = [top_k(row[mine], k, ids[mine]) for row in scores]
+            parts.append(Hits([best for _, best in rows], [ids[mine][order].tolist() for order, _ in rows]))
+        merged = merge_hits(parts, k)
+        expected_ids, expected_scores = brute_force(scores, ids.tolist(), k)
+        assert merged.doc_ids == expected_ids
+        assert [s.tolist() for s in merged.scores] == expected_scores
+
+
+def test_hit_matrix_round_trips_any_doc_id():
+    """Shards send ids as fixed-width UTF-8 bytes: non-ASCII ids and ids the bytes form cannot hold
+    (a trailing NUL) come back unchanged, and merge in id order with ties."""
+    from rayir.index.base import HitMatrix, Hits
+
+    ascii_part = Hits([np.asarray([2.0, 1.0], np.float32)], [["b", "a"]])
+    unicode_part = Hits([np.asarray([2.0, 1.0], np.float32)], [["é-doc", "ä"]])
+    nul_part = Hits([np.asarray([2.0], np.float32)], [["a\0"]])
+    for part in (ascii_part, unicode_part, nul_part):
+        assert HitMatrix.from_hits(part, 3).to_hits().doc_ids == part.doc_ids
+    merged = merge_hits([ascii_part, unicode_part, nul_part], 4)
+    assert merged.doc_ids == [["a\0", "b", "é-doc", "a"]]
+    assert merged.scores[0].tolist() == [2.0, 2.0, 2.0, 1.0]

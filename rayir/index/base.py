@@ -59,12 +59,60 @@ class QueryBatch:
 
 @dataclass
 class Hits:
-    """Top-k of a query batch: ``scores`` ``(B, k)`` float32 and ``doc_ids`` (lists of str).
+    """Top-k of a query batch: ``scores`` (``k`` float32 per row) and ``doc_ids`` (lists of str).
 
     Rows hold fewer than ``k`` hits when fewer documents match (sparse search)."""
 
     scores: list[np.ndarray]
     doc_ids: list[list[str]]
+
+
+@dataclass
+class HitMatrix:
+    """The same top-k as arrays: ``scores`` ``(B, k)`` float32, ``doc_ids`` ``(B, k)`` fixed-width
+    (see :func:`fixed_width_ids`), row ``i`` valid up to ``counts[i]``. Shards send this: three
+    small buffers pickle and merge far faster than ``B x k`` Python strings."""
+
+    scores: np.ndarray
+    doc_ids: np.ndarray
+    counts: np.ndarray
+
+    def to_hits(self) -> Hits:
+        return Hits([self.scores[i, :c] for i, c in enumerate(self.counts)],
+                    [id_list(self.doc_ids[i, :c]) for i, c in enumerate(self.counts)])
+
+    @classmethod
+    def from_hits(cls, hits: Hits, k: int) -> "HitMatrix":
+        rows = len(hits.doc_ids)
+        scores = np.full((rows, k), -np.inf, np.float32)
+        counts = np.asarray([len(ids) for ids in hits.doc_ids], np.int64)
+        flat = fixed_width_ids([d for ids in hits.doc_ids for d in ids] or [""])
+        doc_ids = np.full((rows, k), "" if flat.dtype == object else b"", dtype=flat.dtype)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for i, row_scores in enumerate(hits.scores):
+            scores[i, : counts[i]] = row_scores
+            doc_ids[i, : counts[i]] = flat[offsets[i] : offsets[i + 1]]
+        return cls(scores, doc_ids, counts)
+
+
+def fixed_width_ids(doc_ids) -> np.ndarray:
+    """Doc ids as one fixed-width array of UTF-8 bytes (``S``): for ASCII ids a quarter of the
+    ``U`` size, so a batch's top-k ids travel as one small buffer. Byte order is code point order,
+    so ties still sort by id. (Ids ending in NUL, which fixed-width strings strip, stay objects.)"""
+    encoded = [d.encode() for d in doc_ids]
+    if any(e.endswith(b"\0") for e in encoded):
+        return np.asarray(list(doc_ids), dtype=object)
+    return np.asarray(encoded, dtype=bytes)
+
+
+def id_list(ids: np.ndarray) -> list[str]:
+    """A row of :func:`fixed_width_ids` back as Python strings."""
+    if ids.dtype.kind != "S":
+        return ids.tolist()
+    try:
+        return ids.astype(str).tolist()  # ASCII: one vectorised conversion
+    except UnicodeDecodeError:
+        return [d.decode() for d in ids.tolist()]
 
 
 class IndexShard(Protocol):
@@ -120,16 +168,38 @@ def top_k(scores: np.ndarray, k: int, doc_ids: np.ndarray) -> tuple[np.ndarray, 
 
 def merge_hits(parts: list[Hits], k: int) -> Hits:
     """Exact global top-k from per-shard top-k lists (score descending, doc id ascending)."""
-    if len(parts) == 1:
-        return Hits([s[:k] for s in parts[0].scores], [ids[:k] for ids in parts[0].doc_ids])
-    scores, doc_ids = [], []
-    for row in range(len(parts[0].doc_ids)):
-        row_scores = np.concatenate([part.scores[row] for part in parts]).astype(np.float32, copy=False)
-        row_ids = np.asarray([d for part in parts for d in part.doc_ids[row]], dtype=object)
-        best, best_scores = top_k(row_scores, k, row_ids)
-        scores.append(best_scores)
-        doc_ids.append(row_ids[best].tolist())
-    return Hits(scores, doc_ids)
+    return merge_hit_matrices([HitMatrix.from_hits(part, k) for part in parts], k).to_hits()
+
+
+def merge_hit_matrices(parts: list[HitMatrix], k: int) -> HitMatrix:
+    """Exact global top-k from per-shard top-k matrices (score descending, doc id ascending).
+
+    Vectorised over the batch: each row's concatenated hits are sorted by score; only rows where
+    equal scores meet inside the top k (or at its edge) go through the doc-id tie-break."""
+    if len(parts) == 1 and parts[0].scores.shape[1] <= k:
+        return parts[0]
+    scores = np.concatenate([p.scores for p in parts], axis=1)
+    if len({p.doc_ids.dtype.kind for p in parts}) > 1:  # a shard kept object ids: merge as str
+        parts = [HitMatrix(p.scores, np.char.decode(p.doc_ids, "utf-8").astype(object) if p.doc_ids.dtype.kind == "S"
+                           else p.doc_ids, p.counts) for p in parts]
+    doc_ids = np.concatenate([p.doc_ids for p in parts], axis=1)
+    valid = np.concatenate([np.arange(p.scores.shape[1])[None, :] < p.counts[:, None] for p in parts], axis=1)
+    scores = np.where(valid, scores, -np.inf).astype(np.float32)
+    counts = np.minimum(valid.sum(axis=1), k)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=1)
+    width = min(k + 1, ranked.shape[1])
+    edge = (np.arange(1, width)[None, :] <= counts[:, None])  # pairs inside the top k or at its edge
+    tied = ((ranked[:, 1:width] == ranked[:, : width - 1]) & edge & np.isfinite(ranked[:, 1:width])).any(axis=1)
+    order = order[:, :k]
+    out_scores = np.take_along_axis(scores, order, axis=1)
+    out_ids = np.take_along_axis(doc_ids, order, axis=1)
+    for row in np.flatnonzero(tied):
+        keep = np.flatnonzero(valid[row])
+        best, best_scores = top_k(scores[row, keep], k, doc_ids[row, keep].astype(object))  # bytes order = id order
+        out_scores[row, : len(best)] = best_scores
+        out_ids[row, : len(best)] = doc_ids[row, keep[best]]
+    return HitMatrix(out_scores, out_ids, counts)
 
 
 def train_index(index: Any, sample: np.ndarray, factory: str) -> None:

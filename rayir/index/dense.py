@@ -8,9 +8,10 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import torch
 
 from .base import build_faiss
-from .base import Hits, QueryBatch, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
+from .base import HitMatrix, Hits, QueryBatch, fixed_width_ids, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
 
 
 def build_dense_shard(
@@ -28,37 +29,71 @@ def build_dense_shard(
 
 
 class DenseShard:
-    """A loaded Faiss shard; ``nprobe`` / ``ef_search`` tune IVF / HNSW recall."""
+    """A loaded Faiss shard; ``nprobe`` / ``ef_search`` tune IVF / HNSW recall.
+
+    An exact ``Flat`` shard is searched as one matrix product plus ``torch.topk`` over the vectors
+    read out of its Faiss file: the same inner products, faster than ``IndexFlatIP``'s heap
+    selection on one CPU thread (``benchmarks/search.py`` shows both). Approximate factories
+    search through Faiss.
+    """
 
     def __init__(self, directory: Path, nprobe: int | None = None, ef_search: int | None = None) -> None:
         self.meta = load_meta(directory)
         self.index = faiss.read_index(str(directory / "index.faiss"))
         self.doc_ids = load_doc_ids(directory)
+        self.fixed_ids = fixed_width_ids(self.doc_ids)  # gathering a batch's ids is one copy
+        self.vectors: torch.Tensor | None = None
+        if self.meta["factory"] == "Flat":
+            self.vectors = torch.from_numpy(self.index.reconstruct_n(0, self.index.ntotal))
+            self.index = None  # the matrix above is the whole index
         if nprobe is not None:
             faiss.extract_index_ivf(self.index).nprobe = nprobe
         if ef_search is not None:
             faiss.downcast_index(self.index).hnsw.efSearch = ef_search
 
     def search(self, queries: QueryBatch, k: int) -> Hits:
-        vectors = np.ascontiguousarray(queries.vectors, dtype=np.float32)
+        return self.search_matrix(queries, k).to_hits()
+
+    def _search_flat(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top ``k`` by exact inner product, plus whether each row's k-th score ties the next one."""
+        take = min(k + 1, len(self.doc_ids))
+        with torch.inference_mode():
+            scores, positions = torch.topk(torch.from_numpy(vectors) @ self.vectors.T, take, dim=1)
+        scores, positions = scores.numpy(), positions.numpy()
+        edge_tie = scores[:, k] == scores[:, k - 1] if take > k else np.zeros(len(scores), bool)
+        return scores[:, :k], positions[:, :k], edge_tie
+
+    def _exact_row(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One query against every document, ties ordered by doc id (rows whose order hinges on ties)."""
+        with torch.inference_mode():
+            scores = (self.vectors @ torch.from_numpy(vector)).numpy()
+        order, best = top_k(scores, k, self.doc_ids)
+        return best, order
+
+    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
+        vectors = np.array(queries.vectors, dtype=np.float32, order="C")  # a writable copy (torch, Faiss)
         if self.meta["normalize"]:
-            vectors = vectors.copy()
             faiss.normalize_L2(vectors)
         k_eff = min(k, len(self.doc_ids))
-        scores, positions = self.index.search(vectors, k_eff)
-        # Faiss returns rows best first; only rows with missing hits or tied scores need re-ordering
-        # (ties go by doc id, as everywhere), so the common case stays vectorised.
-        simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1)  # strictly best first
-        id_matrix = self.doc_ids[np.where(positions >= 0, positions, 0)]
-        hits_scores, hits_ids = [], []
-        for row, (row_scores, row_positions) in enumerate(zip(scores, positions)):
-            if simple[row]:
-                hits_scores.append(row_scores)
-                hits_ids.append(id_matrix[row].tolist())
-                continue
-            valid = row_positions >= 0
-            ids = self.doc_ids[row_positions[valid]]
-            order, best = top_k(row_scores[valid], k, ids)
-            hits_scores.append(best.astype(np.float32))
-            hits_ids.append(ids[order].tolist())
-        return Hits(hits_scores, hits_ids)
+        if self.vectors is not None:
+            scores, positions, edge_tie = self._search_flat(vectors, k_eff)
+        else:
+            scores, positions = self.index.search(vectors, k_eff)
+            edge_tie = np.zeros(len(scores), bool)
+        hits = HitMatrix(scores, self.fixed_ids[np.where(positions >= 0, positions, 0)],
+                         np.full(len(scores), k_eff, np.int64))
+        # Rows come best first; only rows with missing hits or tied scores need re-ordering (ties go
+        # by doc id, as everywhere), so the common case stays vectorised.
+        simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1) & ~edge_tie
+        for row in np.flatnonzero(~simple):
+            if self.vectors is not None:
+                best, order = self._exact_row(vectors[row], k)
+                ids = self.fixed_ids[order]
+            else:
+                candidates = positions[row][positions[row] >= 0]
+                order, best = top_k(scores[row][positions[row] >= 0], k, self.doc_ids[candidates])
+                ids = self.fixed_ids[candidates[order]]
+            hits.counts[row] = len(ids)
+            hits.scores[row, : len(ids)] = best
+            hits.doc_ids[row, : len(ids)] = ids
+        return hits

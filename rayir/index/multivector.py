@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from .base import build_faiss
-from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
+from .base import HitMatrix, Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
 def build_multivector_shard(
@@ -70,3 +70,6 @@ class MultiVectorShard:
             hits_scores.append(best)
             hits_ids.append(ids[order].tolist())
         return Hits(hits_scores, hits_ids)
+
+    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
+        return HitMatrix.from_hits(self.search(queries, k), k)

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .sparse_kernel import search_postings
-from .base import Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
+from .base import HitMatrix, Hits, QueryBatch, fixed_width_ids, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
 def build_sparse_shard(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, doc_ids: list[str],
@@ -40,12 +40,16 @@ class SparseShard:
     def __init__(self, directory: Path) -> None:
         self.meta = load_meta(directory)
         self.doc_ids = load_doc_ids(directory)
+        self.fixed_ids = fixed_width_ids(self.doc_ids)  # gathering a batch's ids is one copy
         self.postings = sp.csr_matrix(
             (load_array(directory / "weights.npy"), load_array(directory / "docs.npy"), load_array(directory / "indptr.npy")),
             shape=(self.meta["vocab_size"], len(self.doc_ids)),
         )
 
     def search(self, queries: QueryBatch, k: int) -> Hits:
+        return self.search_matrix(queries, k).to_hits()
+
+    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
         vocab = self.meta["vocab_size"]
         if len(queries.terms) and int(queries.terms.max()) >= vocab:
             raise ValueError(f"query term id {int(queries.terms.max())} outside the index vocabulary ({vocab})")
@@ -58,22 +62,21 @@ class SparseShard:
             search_postings(queries.indptr.astype(np.int64), queries.terms.astype(np.int64),
                             queries.weights.astype(np.float32), self.postings.indptr, self.postings.indices,
                             self.postings.data, len(self.doc_ids), k, positions, scores, counts, tied)
-        id_matrix = self.doc_ids[positions]
-        hits_scores = [scores[row, : counts[row]] for row in range(n)]
-        hits_ids = [id_matrix[row, : counts[row]].tolist() for row in range(n)]
+        hits = HitMatrix(scores, self.fixed_ids[positions], counts)
         for row in np.flatnonzero(tied):
-            hits_scores[row], hits_ids[row] = self._search_row_with_ties(queries, int(row), k)
-        return Hits(hits_scores, hits_ids)
+            row_scores, row_positions = self._search_row_with_ties(queries, int(row), k)
+            hits.scores[row, : len(row_positions)] = row_scores
+            hits.doc_ids[row, : len(row_positions)] = self.fixed_ids[row_positions]
+        return hits
 
-    def _search_row_with_ties(self, queries: QueryBatch, row: int, k: int) -> tuple[np.ndarray, list[str]]:
-        """One query exhaustively in numpy, the same float32 sums as the kernel, ties ordered by doc id."""
+    def _search_row_with_ties(self, queries: QueryBatch, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and positions of one query's top ``k``, exhaustively in numpy (the same float32 sums
+        as the kernel), ties ordered by doc id."""
         start, end = queries.indptr[row], queries.indptr[row + 1]
         scores = np.zeros(len(self.doc_ids), np.float32)
         for term, weight in zip(queries.terms[start:end], queries.weights[start:end]):  # the kernel's order
             lo, hi = self.postings.indptr[term], self.postings.indptr[term + 1]
             scores[self.postings.indices[lo:hi]] += np.float32(weight) * self.postings.data[lo:hi]
         positions = np.flatnonzero(scores > 0)
-        values = scores[positions]
-        ids = self.doc_ids[positions]
-        order, best = top_k(values, k, ids)
-        return best.astype(np.float32), ids[order].tolist()
+        order, best = top_k(scores[positions], k, self.doc_ids[positions])
+        return best.astype(np.float32), positions[order]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.samples import QuerySample
-from ..index.base import Hits, QueryBatch, merge_hits
+from ..index.base import HitMatrix, Hits, QueryBatch, merge_hit_matrices
 from ..index.build import INDEX_MANIFEST
 from ..ray_runtime import ensure_ray
 from .query_encoder import QueryEncoder
@@ -101,16 +101,17 @@ class Searcher:
             return None, [shard.search(queries, k) for shard in self.in_process_shards]
         import ray
 
-        batch = ray.put(queries)
+        batch = ray.put(queries) if len(self.actors) > 1 else queries
         return batch, [(actor, actor.search.remote(batch, k)) for actor in self.actors]
 
     def _collect(self, submitted: tuple[Any, list], k: int) -> Hits:
         batch, calls = submitted
-        if batch is None:  # in process: the shards' hits themselves
-            return merge_hits(calls, k)
-        return merge_hits([self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)], k)
+        if not self.actors:  # in process: the shards' hits themselves
+            return merge_hit_matrices(calls, k).to_hits()
+        parts = [self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)]
+        return merge_hit_matrices(parts, k).to_hits()
 
-    def _result(self, shard: int, actor, future, batch, k: int) -> Hits:
+    def _result(self, shard: int, actor, future, batch, k: int) -> HitMatrix:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 

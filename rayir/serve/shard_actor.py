@@ -7,22 +7,24 @@ from pathlib import Path
 from typing import Any
 
 from ..index import load_shard
-from ..index.base import Hits, QueryBatch
+from ..index.base import HitMatrix, QueryBatch
 
 
 class IndexShardActor:
     def __init__(self, directory: str, options: dict[str, Any] | None = None, threads: int | None = None) -> None:
         if threads:
             import faiss
+            import torch
 
             faiss.omp_set_num_threads(threads)
+            torch.set_num_threads(threads)
         self.directory = directory
         self.shard = load_shard(Path(directory), **(options or {}))
         self.calls = 0
 
-    def search(self, queries: QueryBatch, k: int) -> Hits:
+    def search(self, queries: QueryBatch, k: int) -> HitMatrix:
         self.calls += 1
-        return self.shard.search(queries, k)
+        return self.shard.search_matrix(queries, k)
 
     def pid(self) -> int:
         return os.getpid()

@@ -118,6 +118,8 @@ def id_list(ids: np.ndarray) -> list[str]:
 class IndexShard(Protocol):
     def search(self, queries: QueryBatch, k: int) -> Hits: ...
 
+    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix: ...
+
 
 def save_doc_ids(directory: Path, doc_ids: list[str]) -> None:
     table = pa.table({"doc_id": pa.array(doc_ids, pa.string())})

@@ -1,8 +1,9 @@
 """An exact inverted index for sparse vectors (SPLADE, BM25).
 
 Postings are stored term-major as CSR arrays (``indptr.npy``, ``docs.npy``, ``weights.npy``), i.e.
-the transposed document-term matrix. A query batch is a sparse ``(B, V)`` matrix; its product with
-the postings touches only the posting lists of the query terms and gives exact scores.
+the transposed document-term matrix. A query batch is CSR rows over the vocabulary; the compiled
+kernel in :mod:`.sparse_kernel` adds up only the posting lists of each query's terms, so scores are
+exact.
 """
 
 from __future__ import annotations

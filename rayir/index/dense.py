@@ -64,11 +64,10 @@ class DenseShard:
         return scores[:, :k], positions[:, :k], edge_tie
 
     def _exact_row(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """One query against every document, ties ordered by doc id (rows whose order hinges on ties)."""
+        """Positions and scores of one query's top ``k`` over every document, ties by doc id."""
         with torch.inference_mode():
             scores = (self.vectors @ torch.from_numpy(vector)).numpy()
-        order, best = top_k(scores, k, self.doc_ids)
-        return best, order
+        return top_k(scores, k, self.doc_ids)
 
     def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
         vectors = np.array(queries.vectors, dtype=np.float32, order="C")  # a writable copy (torch, Faiss)
@@ -87,7 +86,7 @@ class DenseShard:
         simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1) & ~edge_tie
         for row in np.flatnonzero(~simple):
             if self.vectors is not None:
-                best, order = self._exact_row(vectors[row], k)
+                order, best = self._exact_row(vectors[row], k)
                 ids = self.fixed_ids[order]
             else:
                 candidates = positions[row][positions[row] >= 0]

@@ -4,8 +4,9 @@ exact inverted index as SPLADE.
 Analyzer (``lucene-english-porter``, close to Lucene's ``EnglishAnalyzer`` that Anserini uses):
 lower-case; drop a possessive ``'s``; split into ``\\w+`` runs (Unicode); drop Lucene's 33 English
 stop words; Porter-stem (PyStemmer's ``porter``). ASCII texts are split by a byte translation
-table (the same runs, several times faster than the regex); stop words, stems and counts are
-handled by Arrow over a whole batch of texts, and each distinct word is stemmed once.
+table (the same runs, several times faster than the regex); a whole batch of texts is then
+dictionary-encoded in Arrow, so stop words are dropped and stems looked up once per distinct word,
+and terms are counted per text in numpy.
 
 Weights (Lucene BM25): a document holds, for each term ``t`` with frequency ``tf``,
 ``idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))`` with
@@ -22,6 +23,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +85,11 @@ class Analyzer:
         new = [w for w in distinct_words if w not in self._stems]
         self._stems.update(zip(new, self._stemmer.stemWords(new)))
         stems = [self._stems[w] for w in distinct_words]
-        vocab = pc.unique(pa.array([s for w, s in zip(distinct_words, stems) if w not in STOPWORDS], pa.string()))
+        stop = np.asarray([w in STOPWORDS for w in distinct_words], bool)
+        vocab = pc.unique(pa.array([s for s, is_stop in zip(stems, stop) if not is_stop], pa.string()))
         vocab = vocab.take(pc.sort_indices(vocab))
         word_codes = np.array(pc.fill_null(pc.index_in(pa.array(stems, pa.string()), value_set=vocab), -1), np.int64)
-        word_codes[np.asarray([w in STOPWORDS for w in distinct_words], bool)] = -1  # stop words drop
+        word_codes[stop] = -1  # stop words drop
         codes = word_codes[encoded.indices.to_numpy()]
         rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         keep = codes >= 0
@@ -124,8 +127,7 @@ class BM25Model:
         directory = Path(directory)
         self.config = json.loads((directory / "bm25.json").read_text())
         vocab = pq.read_table(directory / "vocab.parquet")
-        self.vocab = vocab.column("term").combine_chunks()
-        self.term_ids = {t: i for i, t in enumerate(self.vocab.to_pylist())}
+        self.vocab = vocab.column("term").combine_chunks()  # sorted: a term's id is its position
         df = vocab.column("df").to_numpy().astype(np.float64)
         n = self.config["documents"]
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -133,7 +135,13 @@ class BM25Model:
 
     @property
     def vocab_size(self) -> int:
-        return len(self.term_ids)
+        return len(self.vocab)
+
+    @cached_property
+    def term_ids(self) -> dict[str, int]:
+        """Term -> id as a dict, for the term-by-term reference :meth:`score` only (encoders map
+        whole batches with Arrow)."""
+        return {t: i for i, t in enumerate(self.vocab.to_pylist())}
 
     @staticmethod
     def save(directory: str | Path, df: Counter, total_length: int, documents: int, k1: float, b: float) -> Path:

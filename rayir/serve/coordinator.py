@@ -97,18 +97,20 @@ class Searcher:
             yield self._collect(pending.popleft(), k)
 
     def _submit(self, queries: QueryBatch, k: int) -> tuple[Any, list]:
-        if self.in_process_shards:
+        if self.in_process_shards:  # answered already: the shards' hits themselves
             return None, [shard.search(queries, k) for shard in self.in_process_shards]
         import ray
 
+        # One shard: the batch goes inline with the call; several: stored once, read by each.
         batch = ray.put(queries) if len(self.actors) > 1 else queries
         return batch, [(actor, actor.search.remote(batch, k)) for actor in self.actors]
 
     def _collect(self, submitted: tuple[Any, list], k: int) -> Hits:
         batch, calls = submitted
-        if not self.actors:  # in process: the shards' hits themselves
-            return merge_hit_matrices(calls, k).to_hits()
-        parts = [self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)]
+        if self.in_process_shards:
+            parts = calls
+        else:
+            parts = [self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)]
         return merge_hit_matrices(parts, k).to_hits()
 
     def _result(self, shard: int, actor, future, batch, k: int) -> HitMatrix:

@@ -30,6 +30,7 @@ from rayir import BiEncoderModule
 from rayir.data import read_docs, read_qrels, read_queries
 from rayir.encode import encode_corpus, read_manifest
 from rayir.evaluate import evaluate
+from rayir.models.precision import prepare_for_inference
 from rayir.resources import default_model_path
 
 
@@ -129,8 +130,8 @@ def main() -> None:
             doc_max_length=args.max_length,
         )
         doc_ids, matrix = embeddings_of(work / precision)
-        module = BiEncoderModule(model, query_max_length=args.max_length)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+        module = BiEncoderModule(model, query_max_length=args.max_length).eval()
+        with prepare_for_inference(module.model, precision, "cpu")():  # as the search job encodes queries
             query_matrix = module.encode_queries([q.text for q in queries]).vectors.float().numpy()
         score = ndcg(doc_ids, matrix, [q.query_id for q in queries], query_matrix, qrels)
         rate = result.documents / result.seconds

@@ -26,7 +26,7 @@ class EncodingOptions:
         num_encoders: Encoder actors (each loads the model once).
         threads_per_encoder: CPU threads per encoder (default: the cluster's CPUs split evenly).
         gpus_per_encoder: GPUs per encoder actor (0 = CPU).
-        precision: ``bfloat16`` runs the encoder under bf16 autocast (vectors are stored as float32).
+        precision: ``bfloat16`` runs the encoder in bf16 (see :mod:`rayir.models.precision`; vectors are stored as float32).
         retries: Re-runs of unfinished shards after a failure within this job.
     """
 
@@ -217,7 +217,7 @@ def re_rank(
         threads_per_scorer: CPU threads per scoring actor.
         gpus_per_scorer: GPUs per scoring actor.
         work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
-        precision: ``bfloat16`` scores under bf16 autocast.
+        precision: ``bfloat16`` scores in bf16 (see :mod:`rayir.models.precision`).
         tag: Run tag.
         model_config: Model config overrides.
     """

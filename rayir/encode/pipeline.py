@@ -25,13 +25,13 @@ import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_json
 from ..models.loaders import load_bi_encoder
+from ..models.precision import PRECISIONS
 from ..ray_runtime import ensure_ray
 from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, verify_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
 from ..models.bm25 import BM25Model, bm25_fingerprint
 from .worker import BM25ChunkEncoder, ChunkEncoder, analyse_chunk, shard_name
 
-PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -158,8 +158,8 @@ def encode_corpus(
 
     ``num_encoders`` actors each load the model once; ``gpus_per_encoder > 0`` places them on GPUs,
     otherwise each uses ``threads_per_encoder`` CPU threads (default: the cluster's CPUs split
-    evenly). ``precision="bfloat16"`` runs the encoder under bf16 autocast (vectors are stored as
-    float32). ``config_overrides`` (e.g. ``doc_max_length=256``) adjust the model config.
+    evenly). ``precision="bfloat16"`` runs the encoder in bf16 (see :mod:`rayir.models.precision`;
+    vectors are stored as float32). ``config_overrides`` (e.g. ``doc_max_length=256``) adjust the model config.
     ``in_process=True`` runs the same encoder in this process without Ray: for small corpora and
     notebooks, where starting actors costs more than the encoding (same files, same manifest).
     """

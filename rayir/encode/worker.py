@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 
 from ..atomic import sha256_file, write_with
 from ..models.bi_encoder import Embeddings
+from ..models.precision import prepare_for_inference
 from ..modules import BiEncoderModule
 from .formats import embeddings_to_table
 
@@ -48,21 +48,17 @@ class ChunkEncoder:
             torch.set_num_threads(threads)
         self.module = BiEncoderModule(model, batch_size=batch_size, **overrides).to(device)
         self.module.eval()
+        self.precision_context = prepare_for_inference(self.module.model, precision, device)
         self.mode = self.module.config.mode
         self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
-        self.batch_size, self.device, self.precision = batch_size, torch.device(device), precision
-
-    def _autocast(self):
-        if self.precision == "bfloat16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        self.batch_size = batch_size
 
     @torch.inference_mode()
     def encode_batch(self, texts: list[str]) -> Embeddings:
         """Embeddings of one mini-batch of document texts."""
-        with self._autocast():
+        with self.precision_context():
             embeddings = self.module.model.encode(self.module.tokenizer.docs(texts), is_query=False)
-        return Embeddings(embeddings.vectors.float(), embeddings.mask)
+        return embeddings.float()
 
     def _batches(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Length-sorted batches under a token budget of ``batch_size * doc_max_length``.

@@ -26,6 +26,9 @@ class Embeddings:
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
+    def float(self) -> "Embeddings":
+        return Embeddings(self.vectors.float(), self.mask)
+
     def select(self, index: torch.Tensor | slice) -> "Embeddings":
         return Embeddings(self.vectors[index], None if self.mask is None else self.mask[index])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,17 @@ class QueryEncoder:
             embeddings_dir = Path(index_manifest["embeddings"]["dir"])
             self.bm25 = BM25Model(embeddings_dir / "bm25")
         else:
+            from ..models.precision import prepare_for_inference
             from ..modules import BiEncoderModule
 
             self.module = BiEncoderModule(spec["model"], batch_size=batch_size, **spec["config_overrides"]).to(device)
-            self.precision = spec["precision"]
-            self.device = device
+            self.module.eval()
+            self.precision_context = prepare_for_inference(self.module.model, spec["precision"], device)
 
     def __call__(self, texts: list[str]) -> QueryBatch:
         if self.bm25 is not None:
             indptr, terms, weights = self.bm25.encode_queries(texts)
             return QueryBatch(indptr=indptr, terms=terms, weights=weights)
-        import torch
-
-        autocast = (torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
-                    if self.precision == "bfloat16" else contextlib.nullcontext())
-        with autocast:
+        with self.precision_context():
             embeddings = self.module.encode_queries(texts)
         return QueryBatch.from_embeddings(embeddings, self.mode)

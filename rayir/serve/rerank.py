@@ -69,22 +69,23 @@ class PairScorer:
 
         if threads:
             torch.set_num_threads(threads)
+        from ..models.precision import prepare_for_inference
         from ..modules import BiEncoderModule, CrossEncoderModule
 
         module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
         self.module = module_cls(model, batch_size=batch_size, **overrides).to(device)
         self.kind = kind
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
-        self.autocast = dict(device_type=torch.device(device).type, dtype=torch.bfloat16,
-                             enabled=precision == "bfloat16")
+        self.module.eval()
+        self.precision_context = prepare_for_inference(self.module.model, precision, device)
 
     def scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
         import torch
 
-        with torch.inference_mode(), torch.autocast(**self.autocast):
+        with torch.inference_mode(), self.precision_context():
             if self.kind == "bi":
-                q = self.module.encode_queries(queries)
-                d = self.module.encode_docs(docs)
+                q = self.module.encode_queries(queries).float()
+                d = self.module.encode_docs(docs).float()
                 return self.module.model.score_pairs(q, d).float().cpu().numpy()
             if self.listwise:
                 return self.module.score(queries[0], docs).scores.float().cpu().numpy()
@@ -130,7 +131,7 @@ def rerank(
 ) -> Run:
     """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
 
-    ``precision="bfloat16"`` scores under bf16 autocast (as encoding does).
+    ``precision="bfloat16"`` scores in bf16, as encoding does (:mod:`rayir.models.precision`).
     """
     import ray
     import ray.data

@@ -149,19 +149,22 @@ def test_index_refuses_to_mix(ray_session, sample_collection, tiny_bert_dir, tmp
         build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=4)
 
 
-def test_sparse_kernel_equals_brute_force_with_ties(tmp_path):
+@pytest.mark.parametrize("dense_term_fraction", [0.1, 0.25, 2.0])  # most / some / no terms as dense columns
+def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_path):
     """The compiled accumulator against dense numpy scoring, on weights coarse enough that many
     documents tie (inside the top k and at the k-th place): ties must go by doc id."""
-    from rayir.index.sparse import build_sparse_shard
+    from rayir.index.sparse import SparseShard, build_sparse_shard
 
     rng = np.random.default_rng(7)
     num_docs, vocab, k = 300, 40, 10
-    dense_docs = np.where(rng.random((num_docs, vocab)) < 0.15, rng.integers(1, 4, (num_docs, vocab)), 0).astype(np.float32)
+    density = np.linspace(0.02, 0.4, vocab)  # term document frequencies on both sides of the dense cut
+    dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(np.float32)
     doc_ids = [f"d{rng.permutation(num_docs)[i]:04d}-{i}" for i in range(num_docs)]  # id order != position order
     rows, terms = np.nonzero(dense_docs)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
     build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, tmp_path / "shard", vocab)
-    shard = load_shard(tmp_path / "shard")
+    shard = SparseShard(tmp_path / "shard", dense_term_fraction=dense_term_fraction)
+    assert (shard.dense_row >= 0).any() == (dense_term_fraction < 1)
     dense_queries = np.where(rng.random((50, vocab)) < 0.1, rng.integers(1, 3, (50, vocab)), 0).astype(np.float32)
     dense_queries[0] = 0  # a query with no terms: no hits
     q_rows, q_terms = np.nonzero(dense_queries)
@@ -178,6 +181,30 @@ def test_sparse_kernel_equals_brute_force_with_ties(tmp_path):
         tied_rows += len(set(expected_scores[row])) < len(expected_scores[row])
     assert tied_rows > 10  # the data really exercises tie-breaking
     assert hits.doc_ids[0] == []
+
+
+def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):
+    """Real-valued weights: holding common terms as dense columns adds the same float32 terms in the
+    same order, so scores equal the postings-only layout bit for bit."""
+    from rayir.index.sparse import SparseShard, build_sparse_shard
+
+    rng = np.random.default_rng(11)
+    num_docs, vocab = 500, 60
+    density = np.linspace(0.01, 0.6, vocab)
+    docs = np.where(rng.random((num_docs, vocab)) < density, rng.random((num_docs, vocab)), 0).astype(np.float32)
+    rows, terms = np.nonzero(docs)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
+    build_sparse_shard(indptr, terms, docs[rows, terms], [f"d{i}" for i in range(num_docs)], tmp_path / "s", vocab)
+    queries = np.where(rng.random((40, vocab)) < 0.3, rng.random((40, vocab)), 0).astype(np.float32)
+    q_rows, q_terms = np.nonzero(queries)
+    batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=40))]),
+                       terms=q_terms.astype(np.int32), weights=queries[q_rows, q_terms])
+    with_columns = SparseShard(tmp_path / "s", dense_term_fraction=0.2)
+    postings_only = SparseShard(tmp_path / "s", dense_term_fraction=2.0)
+    assert (with_columns.dense_row >= 0).sum() > 10
+    a, b = with_columns.search_matrix(batch, 20), postings_only.search_matrix(batch, 20)
+    assert np.array_equal(a.scores, b.scores) and np.array_equal(a.doc_ids, b.doc_ids)
+    assert np.allclose(a.scores[:, 0], (queries @ docs.T).max(1), rtol=1e-5)
 
 
 def test_merge_of_shard_top_k_equals_global_top_k_with_ties():

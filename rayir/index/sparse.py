@@ -33,12 +33,19 @@ def build_sparse_shard(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarra
     return meta
 
 
+DENSE_TERM_FRACTION = 0.25
+
+
 class SparseShard:
     """A loaded inverted index. Search runs the compiled accumulator kernel (see
     :mod:`.sparse_kernel`); the rare rows whose order hinges on tied scores are re-done in numpy
-    and ordered by doc id, as everywhere."""
+    and ordered by doc id, as everywhere.
 
-    def __init__(self, directory: Path) -> None:
+    Terms in at least ``dense_term_fraction`` of the shard's documents are also held as dense
+    columns (4 bytes per document each: at most twice their postings' 8 bytes per entry).
+    """
+
+    def __init__(self, directory: Path, dense_term_fraction: float = DENSE_TERM_FRACTION) -> None:
         self.meta = load_meta(directory)
         self.doc_ids = load_doc_ids(directory)
         self.fixed_ids = fixed_width_ids(self.doc_ids)  # gathering a batch's ids is one copy
@@ -46,6 +53,18 @@ class SparseShard:
             (load_array(directory / "weights.npy"), load_array(directory / "docs.npy"), load_array(directory / "indptr.npy")),
             shape=(self.meta["vocab_size"], len(self.doc_ids)),
         )
+        indices = self.postings.indices  # unsigned for the kernel: no negative-index checks
+        self.docs_unsigned = indices.view(np.uint32) if indices.dtype == np.int32 else indices.astype(np.uint32)
+        self.dense_row, self.dense_columns = self._dense_columns(dense_term_fraction)
+
+    def _dense_columns(self, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        postings, num_docs = self.postings, len(self.doc_ids)
+        frequency = np.diff(postings.indptr)
+        dense_terms = np.flatnonzero((frequency > 0) & (frequency >= fraction * num_docs))
+        dense_row = np.full(postings.shape[0], -1, np.int32)
+        dense_row[dense_terms] = np.arange(len(dense_terms), dtype=np.int32)
+        columns = postings[dense_terms].toarray().astype(np.float32, copy=False)
+        return dense_row, np.ascontiguousarray(columns)
 
     def search(self, queries: QueryBatch, k: int) -> Hits:
         return self.search_matrix(queries, k).to_hits()
@@ -61,8 +80,9 @@ class SparseShard:
         tied = np.zeros(n, np.bool_)
         if k:
             search_postings(queries.indptr.astype(np.int64), queries.terms.astype(np.int64),
-                            queries.weights.astype(np.float32), self.postings.indptr, self.postings.indices,
-                            self.postings.data, len(self.doc_ids), k, positions, scores, counts, tied)
+                            queries.weights.astype(np.float32), self.postings.indptr, self.docs_unsigned,
+                            self.postings.data, self.dense_row, self.dense_columns, len(self.doc_ids), k,
+                            positions, scores, counts, tied)
         hits = HitMatrix(scores, self.fixed_ids[positions], counts)
         for row in np.flatnonzero(tied):
             row_scores, row_positions = self._search_row_with_ties(queries, int(row), k)

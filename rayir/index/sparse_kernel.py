@@ -11,6 +11,13 @@ MaxScore-style pruning was tried (terms by impact, candidates finished by binary
 SPLADE's many low-weight expansion terms nearly every document stays a candidate until late, and
 the threshold upkeep cost more than it saved (a one-off probe on SciFact: 218 vs 89 us per query),
 so it is not used.
+
+Terms found in a large share of the documents (SPLADE's common expansion terms) are also kept as
+dense float32 columns, built when a shard loads: adding such a column is one vectorised pass over
+the accumulator instead of a scatter per posting. Adding a column's zeros leaves a score unchanged,
+so results are bitwise the same as with postings alone. On SciFact with splade-tiny (52,000
+postings per query; the 128 terms in ≥ 1/4 of the documents carry 71% of them) a one-off probe
+measured 75 us per query with postings alone and 30 us with the dense columns.
 """
 
 from __future__ import annotations
@@ -53,9 +60,13 @@ def _top_k(acc, pool, use_pool, n, k, out_positions, out_scores):
 
 
 @numba.njit(cache=True, nogil=True)
-def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, num_docs, k,
+def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, dense_row, dense_columns, num_docs, k,
                     out_positions, out_scores, out_counts, out_tied):
     """Top ``k`` documents of every query (CSR ``q_*``) against term-major postings.
+
+    A term ``t`` with ``dense_row[t] >= 0`` is read from ``dense_columns[dense_row[t]]`` (its
+    weight in every document) instead of its postings. ``docs`` should be unsigned so that
+    indexing needs no negative-index check.
 
     Writes, per query row, up to ``k`` document positions and scores, best first, into
     ``out_positions``/``out_scores`` and the number written into ``out_counts``; documents that
@@ -67,8 +78,14 @@ def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, num_doc
     for b in range(len(q_indptr) - 1):
         for j in range(q_indptr[b], q_indptr[b + 1]):
             t, w = q_terms[j], q_weights[j]
-            for p in range(indptr[t], indptr[t + 1]):
-                acc[docs[p]] += w * weights[p]
+            row = dense_row[t]
+            if row >= 0:
+                column = dense_columns[row]
+                for d in range(num_docs):
+                    acc[d] += w * column[d]
+            else:
+                for p in range(indptr[t], indptr[t + 1]):
+                    acc[docs[p]] += w * weights[p]
         found, tied = _top_k(acc, out_positions[b], False, num_docs, k, out_positions[b], out_scores[b])
         out_counts[b] = found
         out_tied[b] = tied

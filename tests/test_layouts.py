@@ -166,6 +166,21 @@ def test_cross_encoder_pointwise_and_listwise_round_trip(tiny_bert_dir, tmp_path
         assert torch.allclose(again.score(QUERY, DOCS).scores, module.score(QUERY, DOCS).scores, atol=1e-6)
 
 
+def test_cross_encoder_starts_from_a_fine_tuned_bi_encoder_backbone(tiny_bert_dir, tmp_path):
+    bi = BiEncoderModule(tiny_bert_dir, pooling="first")
+    with torch.no_grad():  # "fine-tune": the backbone now differs from tiny_bert_dir's
+        bi.model.encoder.embeddings.word_embeddings.weight.mul_(1.5)
+    bi.model.save_pretrained(tmp_path / "bi")
+    bi.tokenizer.tokenizer.save_pretrained(tmp_path / "bi")
+    cross = CrossEncoderModule(tmp_path / "bi")
+    assert cross.config.mode == "pointwise"
+    for name, tensor in bi.model.encoder.state_dict().items():
+        assert torch.equal(cross.model.encoder.state_dict()[name], tensor), name
+    assert cross.score(QUERY, DOCS).scores.shape == (len(DOCS),)
+    with pytest.raises(ValueError, match="dense or multi-vector"):
+        CrossEncoderModule(tmp_path / "bi", mode="mono_t5")
+
+
 def test_listwise_scores_depend_on_the_list_and_permute_with_it(tiny_bert_dir):
     module = CrossEncoderModule(tiny_bert_dir, mode="listwise", listwise_heads=2)
     torch.nn.init.normal_(module.model.head.weight, std=1.0)

@@ -12,6 +12,8 @@ Recognised layouts, checked in this order:
 - **Hugging Face heads**: ``*ForMaskedLM`` loads as SPLADE; ``*ForSequenceClassification`` loads
   as a ``sequence_classification`` cross-encoder; T5 checkpoints load as monoT5 (or RankT5 with
   ``mode="rank_t5"``).
+- A **rayir bi-encoder** loaded as a cross-encoder gives its backbone a fresh scoring head (start a
+  re-ranker from a bi-encoder fine-tuned on the domain).
 - Anything else is a plain backbone with the default config (plus your overrides).
 
 Keyword overrides are applied to the config the layout implies; unknown keys are errors.
@@ -269,6 +271,14 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
         config = CrossEncoderConfig.from_pretrained(str(path), **overrides)
         model = CrossEncoderModel.from_pretrained(str(path), config=config)
         tokenizer = load_tokenizer(path, config.encoder_config)
+    elif _model_type(path) == BiEncoderConfig.model_type:
+        # A fine-tuned rayir bi-encoder: its backbone (which has learnt the domain) with a fresh head.
+        bi_encoder, tokenizer = load_bi_encoder(path)
+        if bi_encoder.config.mode == "sparse" or overrides.get("mode", "pointwise") not in ("pointwise", "listwise"):
+            raise ValueError(f"{path}: a cross-encoder can start from a dense or multi-vector bi-encoder's "
+                             "backbone in pointwise or listwise mode only")
+        config = CrossEncoderConfig(encoder_config=bi_encoder.encoder.config, **overrides)
+        model = CrossEncoderModel(config, encoder=bi_encoder.encoder)
     else:
         tokenizer = load_tokenizer(path)
         settings = dict(overrides)

@@ -178,3 +178,18 @@ def test_index_job_end_to_end(ray_session, sample_collection, tmp_path):
                                 split="test", qrels=str(sample_collection), in_process=True)
     assert local_result["nDCG@10"] == result["nDCG@10"]
     assert read_run(tmp_path / "local.run") == read_run(tmp_path / "bm25.run")
+
+
+def test_interpolation_with_the_first_stage_is_min_max_normalised():
+    from rayir.serve.rerank import interpolate_with_first_stage
+
+    model = {"q": {"a": 10.0, "b": 6.0, "c": 2.0}, "flat": {"x": 1.0, "y": 1.0}}
+    first = {"q": {"a": 0.5, "b": 4.5, "c": 2.5, "z": 9.0}, "flat": {"x": 3.0, "y": 1.0}}
+    mixed = interpolate_with_first_stage(model, first, 0.25)
+    # q: model normalised a=1, b=0.5, c=0; first stage (over a, b, c only) a=0, b=1, c=0.5
+    assert mixed["q"] == pytest.approx({"a": 0.75, "b": 0.625, "c": 0.125})
+    assert mixed["flat"] == pytest.approx({"x": 0.25, "y": 0.0})  # all-equal model scores count 0
+    assert interpolate_with_first_stage(model, first, 0.0) is model
+    assert sorted(interpolate_with_first_stage(model, first, 1.0)["q"].items(), key=lambda kv: -kv[1])[0][0] == "b"
+    with pytest.raises(ValueError, match="first_stage_weight"):
+        interpolate_with_first_stage(model, first, 1.5)

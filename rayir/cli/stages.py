@@ -196,6 +196,7 @@ def re_rank(
     gpus_per_scorer: float = 0,
     work_dir: str | None = None,
     precision: Literal["float32", "bfloat16"] = "float32",
+    first_stage_weight: float = 0.0,
     tag: str = "rayir-rerank",
     model_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -218,6 +219,8 @@ def re_rank(
         gpus_per_scorer: GPUs per scoring actor.
         work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
         precision: ``bfloat16`` scores in bf16 (see :mod:`rayir.models.precision`).
+        first_stage_weight: Mix in the input run's scores: ``(1 - w) * model + w * run``, both
+            min-max normalised per query; 0 (default) keeps the model's scores alone.
         tag: Run tag.
         model_config: Model config overrides.
     """
@@ -227,7 +230,7 @@ def re_rank(
     result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
                         num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
                         gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, precision=precision,
-                        **(model_config or {}))
+                        first_stage_weight=first_stage_weight, **(model_config or {}))
     write_run(result, output, tag=tag)
     return _report({"stage": "re_rank", "run": output, "queries": len(result),
                     "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)})

@@ -113,6 +113,27 @@ def pack_candidate_list(group: pa.Table) -> pa.Table:
     })
 
 
+def interpolate_with_first_stage(scores: Run, first_stage: Run, weight: float) -> Run:
+    """``(1 - weight) * model + weight * first stage``, each min-max normalised over the query's
+    candidates (the first stage's scale, e.g. BM25's, is unrelated to the model's). A query whose
+    candidates all score the same contributes 0 for that side."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"first_stage_weight={weight}; expected a value in [0, 1]")
+    if weight == 0.0:
+        return scores
+
+    def normalised(row: dict[str, float]) -> dict[str, float]:
+        low, high = min(row.values()), max(row.values())
+        return {d: (s - low) / (high - low) if high > low else 0.0 for d, s in row.items()}
+
+    mixed: Run = {}
+    for query_id, row in scores.items():
+        model_part = normalised(row)
+        first_part = normalised({d: first_stage[query_id][d] for d in row})
+        mixed[query_id] = {d: (1 - weight) * model_part[d] + weight * first_part[d] for d in row}
+    return mixed
+
+
 def rerank(
     model: str | Path,
     run: str | Path | Run,
@@ -127,17 +148,21 @@ def rerank(
     gpus_per_scorer: float = 0,
     work_dir: str | Path | None = None,
     precision: str = "float32",
+    first_stage_weight: float = 0.0,
     **config_overrides: Any,
 ) -> Run:
     """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
 
     ``precision="bfloat16"`` scores in bf16, as encoding does (:mod:`rayir.models.precision`).
+    ``first_stage_weight > 0`` mixes the input run's scores in (see
+    :func:`interpolate_with_first_stage`); 0 keeps the model's scores alone.
     """
     import ray
     import ray.data
 
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision={precision!r}; expected float32 or bfloat16")
+    interpolate_with_first_stage({}, {}, first_stage_weight)  # a bad weight fails before any work
 
     ensure_ray()
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
@@ -194,7 +219,7 @@ def rerank(
         raise KeyError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
     print(f"[rayir.rerank] {count} pairs of {len(result)} queries scored in {time.perf_counter() - started:.1f}s",
           file=sys.stderr, flush=True)
-    return result
+    return interpolate_with_first_stage(result, input_run, first_stage_weight)
 
 
 def _model_config(model: str | Path) -> dict[str, Any]:

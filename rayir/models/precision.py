@@ -19,7 +19,6 @@ from typing import ContextManager, Literal
 import torch
 from torch import nn
 
-Precision = Literal["float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 
 

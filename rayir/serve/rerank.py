@@ -113,12 +113,16 @@ def pack_candidate_list(group: pa.Table) -> pa.Table:
     })
 
 
+def check_first_stage_weight(weight: float) -> None:
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"first_stage_weight={weight}; expected a value in [0, 1]")
+
+
 def interpolate_with_first_stage(scores: Run, first_stage: Run, weight: float) -> Run:
     """``(1 - weight) * model + weight * first stage``, each min-max normalised over the query's
     candidates (the first stage's scale, e.g. BM25's, is unrelated to the model's). A query whose
     candidates all score the same contributes 0 for that side."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"first_stage_weight={weight}; expected a value in [0, 1]")
+    check_first_stage_weight(weight)
     if weight == 0.0:
         return scores
 
@@ -162,7 +166,7 @@ def rerank(
 
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision={precision!r}; expected float32 or bfloat16")
-    interpolate_with_first_stage({}, {}, first_stage_weight)  # a bad weight fails before any work
+    check_first_stage_weight(first_stage_weight)  # before any work
 
     ensure_ray()
     input_run = read_run(run) if isinstance(run, (str, Path)) else run

@@ -26,12 +26,11 @@ import numba
 import numpy as np
 
 @numba.njit(cache=True, nogil=True)
-def _top_k(acc, pool, use_pool, n, k, out_positions, out_scores):
-    """Top ``k`` positive scores of ``acc`` over ``pool[:n]`` (or all documents),
-    best first; returns how many were found and whether the order hinges on ties."""
+def _top_k(acc, k, out_positions, out_scores):
+    """Top ``k`` positive scores of ``acc``, best first; returns how many were found and whether
+    the order hinges on ties."""
     found = 0
-    for c in range(n):
-        d = pool[c] if use_pool else c
+    for d in range(len(acc)):
         s = acc[d]
         if s <= 0 or (found == k and s <= out_scores[k - 1]):
             continue
@@ -49,14 +48,8 @@ def _top_k(acc, pool, use_pool, n, k, out_positions, out_scores):
         if out_scores[r] == out_scores[r - 1]:
             tied = True
     if found == k and not tied:  # another document with the k-th score that did not fit
-        kth, at_least = out_scores[k - 1], 0
-        for c in range(n):
-            d = pool[c] if use_pool else c
-            if acc[d] >= kth:
-                at_least += 1
-        tied = at_least > k
+        tied = (acc >= out_scores[k - 1]).sum() > k
     return found, tied
-
 
 
 @numba.njit(cache=True, nogil=True)
@@ -86,7 +79,7 @@ def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, dense_r
             else:
                 for p in range(indptr[t], indptr[t + 1]):
                     acc[docs[p]] += w * weights[p]
-        found, tied = _top_k(acc, out_positions[b], False, num_docs, k, out_positions[b], out_scores[b])
+        found, tied = _top_k(acc, k, out_positions[b], out_scores[b])
         out_counts[b] = found
         out_tied[b] = tied
         acc[:] = 0.0

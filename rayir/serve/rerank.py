@@ -164,8 +164,10 @@ def rerank(
     import ray
     import ray.data
 
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision={precision!r}; expected float32 or bfloat16")
+    from ..models.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
     check_first_stage_weight(first_stage_weight)  # before any work
 
     ensure_ray()

@@ -58,3 +58,75 @@ def test_teacher_run_and_collation(tmp_path):
     batch = collate_rank_samples([sample, sample])
     assert batch.targets.shape == (2, 3) and batch.docs == ["text 0", "text 1", "text 2"] * 2
     assert torch.equal(batch.targets[0], torch.tensor([9.0, 8.0, 7.0]))
+
+
+def test_fresh_negatives_redraw_per_epoch_from_the_same_pool_and_epoch_zero_keeps_the_first_draw():
+    fixed = QrelsDataset(QRELS, QUERIES, CORPUS, run=RUN, num_negatives=2, depth=8, seed=3)
+    fresh = QrelsDataset(QRELS, QUERIES, CORPUS, run=RUN, num_negatives=2, depth=8, seed=3, fresh_negatives=True)
+    first = [s.doc_ids for s in fresh.samples]
+    assert first == [s.doc_ids for s in fixed.samples]
+    fixed.set_epoch(1)
+    assert [s.doc_ids for s in fixed.samples] == first  # without fresh_negatives nothing changes
+    draws = []
+    for epoch in (1, 2, 3):
+        fresh.set_epoch(epoch)
+        draws.append([s.doc_ids for s in fresh.samples])
+        for sample in fresh.samples:
+            top = [d for d, _ in sorted(RUN[sample.query_id].items(), key=lambda x: -x[1])][:8]
+            negatives = sample.doc_ids[1:]
+            assert len(set(negatives)) == 2 and all(d in top and QRELS[sample.query_id].get(d, 0) <= 0 for d in negatives)
+            assert sample.docs == [CORPUS[d] for d in sample.doc_ids] and sample.doc_ids[0] in ("d0", "d1", "d2")
+    assert draws[0] != first and len({str(d) for d in draws}) == 3  # q1 draws 2 of 6: repeats are unlikely
+    fresh.set_epoch(2)
+    assert [s.doc_ids for s in fresh.samples] == draws[1]  # seeded by epoch: every worker draws alike
+    fresh.set_epoch(0)
+    assert [s.doc_ids for s in fresh.samples] == first
+
+
+def test_fresh_negatives_only_where_there_are_negatives_to_redraw():
+    with pytest.raises(ValueError, match="num_negatives > 0"):
+        QrelsDataset(QRELS, QUERIES, CORPUS, num_negatives=0, fresh_negatives=True)
+    with pytest.raises(ValueError, match="fresh_negatives"):
+        TrainingData(triples="t.tsv", fresh_negatives=True).build()
+    with pytest.raises(ValueError, match="fresh_negatives"):
+        TrainingData(queries="x", corpus="y", run="r", targets="score", fresh_negatives=True).build()
+
+
+def test_lightning_tells_the_dataset_its_epoch_before_the_first_batch_is_drawn():
+    """A real Lightning loop: every sample a step sees was fetched after ``set_epoch`` of its epoch."""
+    import lightning
+
+    from rayir.train.callbacks import SetDatasetEpoch
+
+    class EpochStamped(torch.utils.data.Dataset):
+        epoch = -1
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            return torch.tensor([float(self.epoch)])
+
+    class Recorder(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+            self.seen: list[tuple[int, list[float]]] = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append((self.current_epoch, batch.flatten().tolist()))
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    module = Recorder()
+    loader = torch.utils.data.DataLoader(EpochStamped(), batch_size=2)
+    trainer = lightning.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False, callbacks=[SetDatasetEpoch()])
+    trainer.fit(module, train_dataloaders=loader)
+    assert [epoch for epoch, _ in module.seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert all(values == [float(epoch)] * 2 for epoch, values in module.seen)

@@ -232,6 +232,10 @@ class QrelsDataset(Dataset):
     (positives only, for in-batch negatives). Positives need not appear in the run, unlike
     ``RunDataset(sampling_strategy="single_relevant")``. Queries whose ranking holds fewer than
     ``num_negatives`` usable negatives are skipped and listed in ``skipped``.
+
+    With ``fresh_negatives`` each epoch after the first draws new negatives from the same pools
+    (seeded by ``seed`` and the epoch, so every worker and a resumed run draw alike): ``set_epoch``
+    is called by the training loop. Without it every epoch repeats the first epoch's negatives.
     """
 
     def __init__(
@@ -244,16 +248,20 @@ class QrelsDataset(Dataset):
         depth: int = 100,
         split: str | None = None,
         seed: int = 0,
+        fresh_negatives: bool = False,
     ) -> None:
         if num_negatives < 0 or depth < 1:
             raise ValueError("num_negatives must be >= 0 and depth >= 1")
         if num_negatives and run is None:
             raise ValueError(f"num_negatives={num_negatives} needs a run to draw hard negatives from")
+        if fresh_negatives and not num_negatives:
+            raise ValueError("fresh_negatives needs num_negatives > 0 (there are no negatives to redraw)")
         qrels_map = read_qrels(qrels, split) if isinstance(qrels, (str, Path)) else qrels
         run_map = (read_run(run) if isinstance(run, (str, Path)) else run) or {}
         rng = random.Random(seed)
         self.skipped: list[str] = []
         picks: list[tuple[str, str, list[str]]] = []
+        self._pools: list[list[str]] = []
         for query_id in sorted(qrels_map):
             positives = sorted(d for d, rel in qrels_map[query_id].items() if rel > 0)
             if not positives:
@@ -264,16 +272,37 @@ class QrelsDataset(Dataset):
                 continue
             for positive in positives:
                 picks.append((query_id, positive, rng.sample(pool, num_negatives)))
+                self._pools.append(pool)
         if not picks:
             raise ValueError("no training samples: no judged-relevant pairs with enough negatives")
-        query_texts = _query_texts(queries, split, {q for q, _, _ in picks})
+        self.num_negatives, self.seed, self.fresh_negatives = num_negatives, seed, fresh_negatives
+        self._qrels = qrels_map
+        self._query_texts = _query_texts(queries, split, {q for q, _, _ in picks})
         needed = {d for _, p, negatives in picks for d in (p, *negatives)}
-        docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
-        self.samples = [
-            RankSample(query_id=q, query=query_texts[q], doc_ids=[p, *negatives], docs=[docs[d] for d in (p, *negatives)],
-                       targets=[1.0] + [0.0] * num_negatives, qrels=qrels_map[q])
+        if fresh_negatives:
+            needed.update(d for pool in self._pools for d in pool)
+        self._docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
+        self._first_picks = picks
+        self.samples = self._samples(picks)
+
+    def _samples(self, picks: list[tuple[str, str, list[str]]]) -> list[RankSample]:
+        return [
+            RankSample(query_id=q, query=self._query_texts[q], doc_ids=[p, *negatives],
+                       docs=[self._docs[d] for d in (p, *negatives)],
+                       targets=[1.0] + [0.0] * self.num_negatives, qrels=self._qrels[q])
             for q, p, negatives in picks
         ]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's negatives (with ``fresh_negatives``; epoch 0 keeps the first draw)."""
+        if not self.fresh_negatives:
+            return
+        if epoch == 0:
+            self.samples = self._samples(self._first_picks)
+            return
+        rng = random.Random(f"{self.seed}/epoch-{epoch}")
+        picks = [(q, p, rng.sample(pool, self.num_negatives)) for (q, p, _), pool in zip(self._first_picks, self._pools)]
+        self.samples = self._samples(picks)
 
     def __len__(self) -> int:
         return len(self.samples)

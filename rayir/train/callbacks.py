@@ -1,4 +1,4 @@
-"""Lightning callbacks for Ray Train workers: checkpoint reporting and progress lines."""
+"""Lightning callbacks for Ray Train workers: checkpoint reporting, progress lines, per-epoch data."""
 
 from __future__ import annotations
 
@@ -89,3 +89,17 @@ class ProgressLog(lightning.Callback):
             found = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
             if found:
                 print(f"[rayir.fit] step {trainer.global_step} validation {found}", file=sys.stderr, flush=True)
+
+
+class SetDatasetEpoch(lightning.Callback):
+    """Tell the training dataset which epoch starts, so it can redraw its negatives.
+
+    Lightning passes the epoch to a distributed sampler but not to the dataset; datasets with a
+    ``set_epoch`` method (``QrelsDataset(fresh_negatives=True)``) get it here, on every worker and
+    after a resume alike.
+    """
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(trainer.current_epoch)

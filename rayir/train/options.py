@@ -31,6 +31,8 @@ class TrainingData:
         depth: Only the run's top ``depth`` documents are drawn from.
         targets: ``binary`` (positive 1, negatives 0) or ``score`` (the run's scores).
         seed: Seed for drawing negatives.
+        fresh_negatives: Draw new hard negatives from the run's top ``depth`` at every epoch
+            (``qrels`` + ``run`` layout); otherwise every epoch repeats the first draw.
     """
 
     queries: str | None = None
@@ -43,10 +45,14 @@ class TrainingData:
     depth: int = 100
     targets: Literal["binary", "score"] = "binary"
     seed: int = 0
+    fresh_negatives: bool = False
 
     def build(self) -> Dataset:
         from ..data.datasets import QrelsDataset, RunDataset, TupleDataset
 
+        if self.fresh_negatives and (self.triples is not None or self.targets == "score"):
+            raise ValueError("fresh_negatives redraws hard negatives from qrels + run: triples and "
+                             "targets: score keep their documents fixed; remove it")
         if self.triples is not None:
             self._unused("triples", qrels=self.qrels, run=self.run)
             if self.targets != "binary":
@@ -63,7 +69,7 @@ class TrainingData:
         if self.qrels is None:
             raise ValueError("give triples, qrels (+ run for hard negatives), or a run with targets: score")
         return QrelsDataset(self.qrels, self.queries, self.corpus, run=self.run, num_negatives=self.num_negatives,
-                            depth=self.depth, split=self.split, seed=self.seed)
+                            depth=self.depth, split=self.split, seed=self.seed, fresh_negatives=self.fresh_negatives)
 
     @staticmethod
     def _unused(layout: str, **fields: str | None) -> None:

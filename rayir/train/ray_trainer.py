@@ -149,7 +149,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     from ..data.datamodule import RankDataModule
     from ..modules import BiEncoderModule, CrossEncoderModule
-    from .callbacks import ProgressLog, ReportCheckpoint
+    from .callbacks import ProgressLog, ReportCheckpoint, SetDatasetEpoch
 
     optimization: Optimization = config["optimization"]
     scaling: Scaling = config["scaling"]
@@ -173,7 +173,8 @@ def train_worker(config: dict[str, Any]) -> None:
         devices="auto",
         strategy=RayDDPStrategy(find_unused_parameters=True),  # e.g. a BERT pooler no score uses
         plugins=[RayLightningEnvironment()],
-        callbacks=[ReportCheckpoint(scaling.checkpoint_every_n_steps), ProgressLog(), *config["callbacks"]],
+        callbacks=[ReportCheckpoint(scaling.checkpoint_every_n_steps), ProgressLog(), SetDatasetEpoch(),
+                   *config["callbacks"]],
         precision=optimization.precision,
         gradient_clip_val=optimization.gradient_clip or None,
         val_check_interval=every if every else 1.0,

@@ -243,3 +243,22 @@ def test_hit_matrix_round_trips_any_doc_id():
     merged = merge_hits([ascii_part, unicode_part, nul_part], 4)
     assert merged.doc_ids == [["a\0", "b", "é-doc", "a"]]
     assert merged.scores[0].tolist() == [2.0, 2.0, 2.0, 1.0]
+
+
+def test_search_options_the_factory_has_no_use_for_are_refused_by_name(tmp_path):
+    import faiss
+
+    from rayir.index.dense import DenseShard, build_dense_shard
+
+    vectors = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+    doc_ids = [f"d{i}" for i in range(200)]
+    for factory in ("Flat", "HNSW8", "IVF4,Flat"):
+        build_dense_shard(vectors, doc_ids, tmp_path / factory, factory, normalize=False)
+    assert faiss.extract_index_ivf(DenseShard(tmp_path / "IVF4,Flat", nprobe=3).index).nprobe == 3
+    assert DenseShard(tmp_path / "HNSW8", ef_search=40).index.hnsw.efSearch == 40
+    refused = [("Flat", {"nprobe": 2}, "nprobe applies to IVF"), ("Flat", {"ef_search": 8}, "ef_search applies to HNSW"),
+               ("HNSW8", {"nprobe": 2}, "factory is 'HNSW8'"), ("IVF4,Flat", {"ef_search": 8}, "factory is 'IVF4,Flat'"),
+               ("IVF4,Flat", {"nprobe": 0}, "nprobe must be >= 1")]
+    for factory, options, message in refused:
+        with pytest.raises(ValueError, match=message):
+            DenseShard(tmp_path / factory, **options)

@@ -215,6 +215,29 @@ def train_index(index: Any, sample: np.ndarray, factory: str) -> None:
         ) from None
 
 
+def tune_faiss(index: Any, factory: str, directory: Path, nprobe: int | None = None,
+               ef_search: int | None = None) -> None:
+    """Set IVF ``nprobe`` / HNSW ``efSearch`` on a loaded shard, refusing an option its factory has
+    no use for (an exact ``Flat`` shard has neither) instead of failing inside Faiss."""
+    import faiss
+
+    for name, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if nprobe is not None:
+        try:
+            faiss.extract_index_ivf(index).nprobe = nprobe
+        except (RuntimeError, TypeError):  # not an IVF index (TypeError: no index at all)
+            raise ValueError(f"shard {directory}: nprobe applies to IVF factories, and this shard's "
+                             f"factory is {factory!r}; remove nprobe") from None
+    if ef_search is not None:
+        hnsw = getattr(faiss.downcast_index(index), "hnsw", None) if index is not None else None
+        if hnsw is None:
+            raise ValueError(f"shard {directory}: ef_search applies to HNSW factories, and this shard's "
+                             f"factory is {factory!r}; remove ef_search")
+        hnsw.efSearch = ef_search
+
+
 def build_faiss(vectors: np.ndarray, factory: str, normalize: bool, train_sample: int, seed: int,
                 threads: int | None) -> tuple[Any, np.ndarray]:
     """An inner-product Faiss index from a factory string, trained on a seeded sample, filled.

@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import torch
 
-from .base import build_faiss
+from .base import build_faiss, tune_faiss
 from .base import HitMatrix, Hits, QueryBatch, fixed_width_ids, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
 
 
@@ -46,10 +46,7 @@ class DenseShard:
         if self.meta["factory"] == "Flat":
             self.vectors = torch.from_numpy(self.index.reconstruct_n(0, self.index.ntotal))
             self.index = None  # the matrix above is the whole index
-        if nprobe is not None:
-            faiss.extract_index_ivf(self.index).nprobe = nprobe
-        if ef_search is not None:
-            faiss.downcast_index(self.index).hnsw.efSearch = ef_search
+        tune_faiss(self.index, self.meta["factory"], directory, nprobe=nprobe, ef_search=ef_search)
 
     def search(self, queries: QueryBatch, k: int) -> Hits:
         return self.search_matrix(queries, k).to_hits()

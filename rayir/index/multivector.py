@@ -12,7 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .base import build_faiss
+from .base import build_faiss, tune_faiss
 from .base import HitMatrix, Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
 
 
@@ -38,8 +38,7 @@ class MultiVectorShard:
     def __init__(self, directory: Path, candidates_per_token: int = 64, nprobe: int | None = None) -> None:
         self.meta = load_meta(directory)
         self.index = faiss.read_index(str(directory / "index.faiss"))
-        if nprobe is not None:
-            faiss.extract_index_ivf(self.index).nprobe = nprobe
+        tune_faiss(self.index, self.meta["factory"], directory, nprobe=nprobe)
         self.tokens = load_array(directory / "tokens.npy", mmap=True)
         self.offsets = load_array(directory / "offsets.npy")
         self.token_doc = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))

@@ -258,10 +258,8 @@ class QrelsDataset(Dataset):
             raise ValueError("fresh_negatives needs num_negatives > 0 (there are no negatives to redraw)")
         qrels_map = read_qrels(qrels, split) if isinstance(qrels, (str, Path)) else qrels
         run_map = (read_run(run) if isinstance(run, (str, Path)) else run) or {}
-        rng = random.Random(seed)
         self.skipped: list[str] = []
-        picks: list[tuple[str, str, list[str]]] = []
-        self._pools: list[list[str]] = []
+        self._pairs: list[tuple[str, str, list[str]]] = []  # (query, positive, negative pool)
         for query_id in sorted(qrels_map):
             positives = sorted(d for d, rel in qrels_map[query_id].items() if rel > 0)
             if not positives:
@@ -270,39 +268,36 @@ class QrelsDataset(Dataset):
             if len(pool) < num_negatives:
                 self.skipped.append(query_id)
                 continue
-            for positive in positives:
-                picks.append((query_id, positive, rng.sample(pool, num_negatives)))
-                self._pools.append(pool)
-        if not picks:
+            self._pairs.extend((query_id, positive, pool) for positive in positives)
+        if not self._pairs:
             raise ValueError("no training samples: no judged-relevant pairs with enough negatives")
         self.num_negatives, self.seed, self.fresh_negatives = num_negatives, seed, fresh_negatives
         self._qrels = qrels_map
-        self._query_texts = _query_texts(queries, split, {q for q, _, _ in picks})
-        needed = {d for _, p, negatives in picks for d in (p, *negatives)}
+        self._query_texts = _query_texts(queries, split, {q for q, _, _ in self._pairs})
+        draw = self._draw(0)
+        needed = {p for _, p, _ in self._pairs} | {d for negatives in draw for d in negatives}
         if fresh_negatives:
-            needed.update(d for pool in self._pools for d in pool)
+            needed.update(d for _, _, pool in self._pairs for d in pool)
         self._docs = corpus if isinstance(corpus, Mapping) else DocStore.from_source(corpus, needed)
-        self._first_picks = picks
-        self.samples = self._samples(picks)
+        self.samples = self._samples(draw)
 
-    def _samples(self, picks: list[tuple[str, str, list[str]]]) -> list[RankSample]:
+    def _draw(self, epoch: int) -> list[list[str]]:
+        """Each pair's negatives for ``epoch``: seeded by ``seed`` alone for epoch 0, else by both."""
+        rng = random.Random(self.seed if epoch == 0 else f"{self.seed}/epoch-{epoch}")
+        return [rng.sample(pool, self.num_negatives) for _, _, pool in self._pairs]
+
+    def _samples(self, draw: list[list[str]]) -> list[RankSample]:
         return [
             RankSample(query_id=q, query=self._query_texts[q], doc_ids=[p, *negatives],
                        docs=[self._docs[d] for d in (p, *negatives)],
                        targets=[1.0] + [0.0] * self.num_negatives, qrels=self._qrels[q])
-            for q, p, negatives in picks
+            for (q, p, _), negatives in zip(self._pairs, draw)
         ]
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's negatives (with ``fresh_negatives``; epoch 0 keeps the first draw)."""
-        if not self.fresh_negatives:
-            return
-        if epoch == 0:
-            self.samples = self._samples(self._first_picks)
-            return
-        rng = random.Random(f"{self.seed}/epoch-{epoch}")
-        picks = [(q, p, rng.sample(pool, self.num_negatives)) for (q, p, _), pool in zip(self._first_picks, self._pools)]
-        self.samples = self._samples(picks)
+        if self.fresh_negatives:
+            self.samples = self._samples(self._draw(epoch))
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -225,11 +225,11 @@ def tune_faiss(index: Any, factory: str, directory: Path, nprobe: int | None = N
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if nprobe is not None:
-        try:
-            faiss.extract_index_ivf(index).nprobe = nprobe
-        except (RuntimeError, TypeError):  # not an IVF index (TypeError: no index at all)
+        ivf = faiss.try_extract_index_ivf(index) if index is not None else None
+        if ivf is None:
             raise ValueError(f"shard {directory}: nprobe applies to IVF factories, and this shard's "
-                             f"factory is {factory!r}; remove nprobe") from None
+                             f"factory is {factory!r}; remove nprobe")
+        ivf.nprobe = nprobe
     if ef_search is not None:
         hnsw = getattr(faiss.downcast_index(index), "hnsw", None) if index is not None else None
         if hnsw is None:

@@ -127,7 +127,7 @@ def main() -> None:
         result = encode_corpus(
             model, args.corpus, work / precision, docs_per_shard=args.docs_per_shard, batch_size=args.batch_size,
             num_encoders=args.encoders, threads_per_encoder=args.threads_per_encoder, precision=precision,
-            doc_max_length=args.max_length,
+            model_config={"doc_max_length": args.max_length},
         )
         doc_ids, matrix = embeddings_of(work / precision)
         module = BiEncoderModule(model, query_max_length=args.max_length).eval()
@@ -158,7 +158,7 @@ def main() -> None:
                 result = encode_corpus(model, corpus, work / f"rss{times}", docs_per_shard=args.docs_per_shard,
                                        batch_size=args.batch_size, num_encoders=args.encoders,
                                        threads_per_encoder=args.threads_per_encoder, precision="bfloat16",
-                                       doc_max_length=args.rss_max_length)
+                                       model_config={"doc_max_length": args.rss_max_length})
             print(f"{times}x{'':<8} {result.documents:>7} {rss.peak / 2**20:>13.0f} {result.docs_per_second:>8.1f}")
     ray.shutdown()
 

@@ -21,6 +21,8 @@ from rayir import BiEncoderModule
 from rayir.data import read_qrels, read_queries
 from rayir.evaluate import evaluate
 from rayir.index import QueryBatch, build_index, load_shard, merge_hits
+from rayir.index.manifest import read_doc_table
+from rayir.serve.results import SearchResult
 
 FACTORIES = ["Flat", "HNSW32", "IVF64,Flat", "IVF64,PQ32", "PQ32"]
 
@@ -29,9 +31,10 @@ def size_mb(directory: Path) -> float:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
 
 
-def search(index_dir: Path, manifest: dict, batch: QueryBatch, k: int, **options):
+def search(index_dir: Path, manifest: dict, batch: QueryBatch, k: int, **options) -> SearchResult:
     shards = [load_shard(index_dir / s["dir"], **options) for s in manifest["shards"]]
-    return merge_hits([s.search(batch, k) for s in shards], k)
+    merged = merge_hits([s.search(batch, k) for s in shards], k)
+    return SearchResult([str(i) for i in range(len(batch))], merged, read_doc_table(index_dir))
 
 
 def main() -> None:

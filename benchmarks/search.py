@@ -35,6 +35,8 @@ from rayir.data import read_docs, read_qrels, read_queries
 from rayir.encode import encode_corpus, read_manifest
 from rayir.evaluate import evaluate
 from rayir.index import QueryBatch, build_index, load_shard
+from rayir.index.manifest import read_doc_table
+from rayir.serve.results import SearchResult
 from rayir.resources import default_model_path
 from rayir.serve.coordinator import Searcher
 
@@ -76,7 +78,7 @@ def dense_section(args, work: Path, queries) -> list[tuple]:
     shard = load_shard(work / "dense-idx1" / "shard-0000")
 
     def shard_run():
-        return [shard.search_matrix(QueryBatch(vectors=query_vectors[i:i + bs]), k) for i in range(0, len(texts), bs)]
+        return [shard.search(QueryBatch(vectors=query_vectors[i:i + bs]), k) for i in range(0, len(texts), bs)]
 
     best = {"faiss": float("inf"), "shard": float("inf"), **{shards: float("inf") for shards in searchers}}
     for _ in range(args.dense_repeats):  # alternating, best of each: this machine's timings are noisy
@@ -139,7 +141,8 @@ def splade_section(args, work: Path, queries) -> list[tuple]:
     embeddings = Path(args.splade_embeddings) if args.splade_embeddings else work / "splade"
     if not args.splade_embeddings:
         encode_corpus(args.splade, args.corpus, embeddings, docs_per_shard=1024, num_encoders=2,
-                      threads_per_encoder=1, doc_max_length=256, query_max_length=256, overwrite=True)
+                      threads_per_encoder=1, model_config={"doc_max_length": 256, "query_max_length": 256},
+                      overwrite=True)
     build_index(embeddings, work / "splade-idx", overwrite=True)
     table = shard_table(embeddings)
     doc_ids = table.column("doc_id").to_pylist()
@@ -161,21 +164,20 @@ def splade_section(args, work: Path, queries) -> list[tuple]:
             tops.extend(torch.topk(scores, k, dim=1).indices.tolist())
         return [[doc_ids[j] for j in row] for row in tops]
 
-    batch = QueryBatch.from_embeddings(type("E", (), {"vectors": query_dense})(), "sparse")
+    batch = QueryBatch.from_dense(query_dense.numpy(), "sparse")
     shard = load_shard(work / "splade-idx" / "shard-0000")
+
+    doc_table = read_doc_table(work / "splade-idx")
 
     def rayir_search():
         found = []
         for i in range(0, len(texts), bs):
-            part = QueryBatch(indptr=batch.indptr[i:i + bs + 1] - batch.indptr[i],
-                              terms=batch.terms[batch.indptr[i]:batch.indptr[min(i + bs, len(texts))]],
-                              weights=batch.weights[batch.indptr[i]:batch.indptr[min(i + bs, len(texts))]])
-            found.extend(shard.search(part, k).doc_ids)
+            hits = shard.search(batch.rows(i, i + bs), k)
+            found.extend(SearchResult(texts[i:i + bs], hits, doc_table).doc_ids)
         return found
 
     torch.set_num_threads(1)
-    shard.search(QueryBatch(indptr=batch.indptr[:2], terms=batch.terms[:batch.indptr[1]],
-                            weights=batch.weights[:batch.indptr[1]]), k)  # loads the compiled kernel
+    shard.search(batch.rows(0, 1), k)  # loads the compiled kernel
     peer, peer_seconds = timed(torch_search)
     ours, our_seconds = timed(rayir_search)
     same = sum(a == b for a, b in zip(peer, ours))

@@ -33,7 +33,7 @@ def reference_docs(collection):
 def test_encoding_matches_single_process(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir, tmp_path):
     model, overrides = {"dense": (tiny_bert_dir, {}), "multi_vector": (tiny_bert_dir, MULTI),
                         "sparse": (tiny_mlm_dir, {})}[kind]
-    result = encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, **overrides)
+    result = encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, model_config=overrides)
     assert result.documents == 30 and len(result.manifest["shards"]) == 5
     assert not (tmp_path / "enc" / "staging").exists()
     verify_manifest(tmp_path / "enc")
@@ -59,17 +59,17 @@ def test_encoding_matches_single_process(kind, ray_session, sample_collection, t
 
 
 class FlakyEncoder(ChunkEncoder):
-    """Raises on its third mini-batch, once per marker file (i.e. once per test)."""
+    """Raises on its second chunk, once per marker file (i.e. once per test)."""
 
     marker: str = ""
 
-    def encode_batch(self, texts):
+    def encode(self, chunk):
         self.calls = getattr(self, "calls", 0) + 1
         marker = Path(self.overrides_marker)
-        if self.calls == 3 and not marker.exists():
+        if self.calls == 2 and not marker.exists():
             marker.write_text("failed once")
             raise RuntimeError("injected encoder failure")
-        return super().encode_batch(texts)
+        return super().encode(chunk)
 
 
 def flaky(marker: Path) -> type:
@@ -83,7 +83,7 @@ def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_coll
     out = tmp_path / "enc"
     with pytest.raises(RuntimeError, match="run the same command again to resume"):
         encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2, retries=0,
-                      encoder_cls=flaky(tmp_path / "marker"))
+                      chunk_encoder=flaky(tmp_path / "marker"))
     finished_before = sorted(p.name for p in (out / "embeddings").glob("part-*.parquet"))
     assert len(finished_before) < 8 and not (out / "manifest.json").exists()
 
@@ -98,7 +98,7 @@ def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_coll
 
 def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tmp_path):
     result = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=4, batch_size=2,
-                           retries=1, encoder_cls=flaky(tmp_path / "marker"))
+                           retries=1, chunk_encoder=flaky(tmp_path / "marker"))
     assert (tmp_path / "marker").exists()
     ids, _ = reference_docs(sample_collection)
     assert shard_table(tmp_path / "enc").column("doc_id").to_pylist() == ids
@@ -108,8 +108,8 @@ def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tm
 def test_changed_settings_do_not_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
     encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
     with pytest.raises(ValueError, match="other settings"):
-        encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, pooling="max")
-    redone = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, pooling="max",
+        encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"})
+    redone = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"},
                            overwrite=True)
     assert redone.manifest["model_config"]["pooling"] == "max"
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet  # noqa: F401 - pa.parquet
 import pytest
 
 from rayir import BiEncoderModule
 from rayir.data import read_docs, read_queries
 from rayir.encode import encode_corpus
-from rayir.index import QueryBatch, build_index, load_shard, merge_hits
-from rayir.models.bm25 import BM25Model
+from rayir.index import HitMatrix, QueryBatch, build_index, load_shard, merge_hits
+from rayir.index.manifest import read_doc_table
+from rayir.lexical.bm25 import BM25Model
+from rayir.serve.results import SearchResult
 
 K = 10
 SETTINGS = {
@@ -27,9 +31,22 @@ def texts(sample_collection):
     return [d.doc_id for d in docs], [d.text for d in docs], [q.text for q in queries]
 
 
-def search_all(index_dir, manifest, queries: QueryBatch, k=K, **options):
+def search_all(index_dir, manifest, queries: QueryBatch, k=K, **options) -> SearchResult:
+    """Every shard searched in this process and merged; ``.doc_ids`` / ``.scores`` per query."""
     shards = [load_shard(index_dir / s["dir"], **options) for s in manifest["shards"]]
-    return merge_hits([s.search(queries, k) for s in shards], k)
+    merged = merge_hits([s.search(queries, k) for s in shards], k)
+    return SearchResult([str(i) for i in range(len(queries))], merged, read_doc_table(index_dir))
+
+
+def in_id_order(doc_ids: list[str]) -> tuple[np.ndarray, pa.StringArray]:
+    """Each id's ordinal (its rank in sorted order) and the sorted table, as an index build assigns them."""
+    table = sorted(doc_ids)
+    rank = {d: i for i, d in enumerate(table)}
+    return np.asarray([rank[d] for d in doc_ids], np.int64), pa.array(table, pa.string())
+
+
+def as_ids(hits: HitMatrix, table: pa.StringArray) -> SearchResult:
+    return SearchResult([str(i) for i in range(len(hits))], hits, table)
 
 
 def brute_force(scores: np.ndarray, doc_ids: list[str], k=K):
@@ -42,11 +59,11 @@ def test_sharded_search_equals_brute_force(kind, ray_session, sample_collection,
                                            texts, tmp_path):
     model = tiny_mlm_dir if kind == "sparse" else tiny_bert_dir
     doc_ids, doc_texts, query_texts = texts
-    encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, **SETTINGS[kind])
+    encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, model_config=SETTINGS[kind])
     module = BiEncoderModule(model, **SETTINGS[kind])
     q = module.encode_queries(query_texts)
     expected_ids, expected_scores = brute_force(module.model.score_matrix(q, module.encode_docs(doc_texts)).numpy(), doc_ids)
-    batch = QueryBatch.from_embeddings(q, module.config.mode)
+    batch = QueryBatch.from_dense(q.vectors.numpy(), module.config.mode, None if q.mask is None else q.mask.numpy())
     for shards in (1, 3):
         manifest = build_index(tmp_path / "enc", tmp_path / f"idx{shards}", num_shards=shards)
         options = {"candidates_per_token": 1000} if kind == "multi_vector" else {}
@@ -62,7 +79,7 @@ def test_sharded_search_equals_brute_force(kind, ray_session, sample_collection,
 
 def test_bm25_index_equals_reference_scores(ray_session, sample_collection, texts, tmp_path):
     doc_ids, doc_texts, query_texts = texts
-    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=4, k1=1.2, b=0.75)
+    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=4, model_config={"k1": 1.2, "b": 0.75})
     model = BM25Model(tmp_path / "enc" / "bm25")
     assert model.config["documents"] == 30
     scores = np.asarray([[model.score(q, d) for d in doc_texts] for q in query_texts])
@@ -80,7 +97,7 @@ def test_bm25_weights_by_hand():
     import math
     from collections import Counter
 
-    from rayir.models.bm25 import Analyzer
+    from rayir.lexical.analyzer import Analyzer
 
     analyze = Analyzer()
     assert analyze("The Proteins' folding is running") == ["protein", "fold", "run"]
@@ -103,7 +120,7 @@ def test_bm25_analyzer_equals_a_plain_regex_reference(sample_collection):
 
     import Stemmer
 
-    from rayir.models.bm25 import STOPWORDS, Analyzer, analyse_texts
+    from rayir.lexical.analyzer import STOPWORDS, Analyzer, analyse_texts
 
     stemmer = Stemmer.Stemmer("porter")
 
@@ -131,7 +148,7 @@ def test_approximate_factories_build_and_search(factory, ray_session, sample_col
     encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
     manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=1, factory=factory)
     assert manifest["factory"] == factory and manifest["documents"] == 30
-    batch = QueryBatch.from_embeddings(BiEncoderModule(tiny_bert_dir).encode_queries(query_texts), "dense")
+    batch = QueryBatch.from_dense(BiEncoderModule(tiny_bert_dir).encode_queries(query_texts).vectors.numpy(), "dense")
     options = {"nprobe": int(factory[3])} if factory.startswith("IVF") else {}  # probe every list
     hits = search_all(tmp_path / "idx", manifest, batch, k=5, **options)
     assert all(len(ids) == 5 and len(set(ids)) == 5 for ids in hits.doc_ids)
@@ -162,7 +179,8 @@ def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_pat
     doc_ids = [f"d{rng.permutation(num_docs)[i]:04d}-{i}" for i in range(num_docs)]  # id order != position order
     rows, terms = np.nonzero(dense_docs)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
-    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, tmp_path / "shard", vocab)
+    ordinals, table = in_id_order(doc_ids)
+    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, ordinals, tmp_path / "shard", vocab)
     shard = SparseShard(tmp_path / "shard", dense_term_fraction=dense_term_fraction)
     assert (shard.dense_row >= 0).any() == (dense_term_fraction < 1)
     dense_queries = np.where(rng.random((50, vocab)) < 0.1, rng.integers(1, 3, (50, vocab)), 0).astype(np.float32)
@@ -170,7 +188,7 @@ def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_pat
     q_rows, q_terms = np.nonzero(dense_queries)
     batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=50))]),
                        terms=q_terms.astype(np.int32), weights=dense_queries[q_rows, q_terms])
-    hits = shard.search(batch, k)
+    hits = as_ids(shard.search(batch, k), table)
     scores = dense_queries @ dense_docs.T
     expected_ids, expected_scores = brute_force(scores, doc_ids, k)
     tied_rows = 0
@@ -194,7 +212,8 @@ def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):
     docs = np.where(rng.random((num_docs, vocab)) < density, rng.random((num_docs, vocab)), 0).astype(np.float32)
     rows, terms = np.nonzero(docs)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
-    build_sparse_shard(indptr, terms, docs[rows, terms], [f"d{i}" for i in range(num_docs)], tmp_path / "s", vocab)
+    ordinals, _ = in_id_order([f"d{i}" for i in range(num_docs)])
+    build_sparse_shard(indptr, terms, docs[rows, terms], [f"d{i}" for i in range(num_docs)], ordinals, tmp_path / "s", vocab)
     queries = np.where(rng.random((40, vocab)) < 0.3, rng.random((40, vocab)), 0).astype(np.float32)
     q_rows, q_terms = np.nonzero(queries)
     batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=40))]),
@@ -202,45 +221,53 @@ def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):
     with_columns = SparseShard(tmp_path / "s", dense_term_fraction=0.2)
     postings_only = SparseShard(tmp_path / "s", dense_term_fraction=2.0)
     assert (with_columns.dense_row >= 0).sum() > 10
-    a, b = with_columns.search_matrix(batch, 20), postings_only.search_matrix(batch, 20)
-    assert np.array_equal(a.scores, b.scores) and np.array_equal(a.doc_ids, b.doc_ids)
+    a, b = with_columns.search(batch, 20), postings_only.search(batch, 20)
+    assert np.array_equal(a.scores, b.scores) and np.array_equal(a.ordinals, b.ordinals)
     assert np.allclose(a.scores[:, 0], (queries @ docs.T).max(1), rtol=1e-5)
 
 
 def test_merge_of_shard_top_k_equals_global_top_k_with_ties():
     """Per-shard top-k lists (some short, many tied scores) merge into the global top k with ties by
     doc id, compared with sorting everything."""
-    from rayir.index.base import Hits, top_k
+    from rayir.index.hits import top_k
 
     rng = np.random.default_rng(3)
     k, shards = 8, 3
     for _ in range(20):
         num_docs = int(rng.integers(5, 40))
         ids = np.asarray([f"doc{int(i):03d}" for i in rng.permutation(1000)[:num_docs]], dtype=object)
+        ordinals, table = in_id_order(ids.tolist())
         scores = rng.integers(0, 4, (6, num_docs)).astype(np.float32)  # coarse: ties everywhere
         owner = rng.integers(0, shards, num_docs)
         parts = []
         for shard in range(shards):
             mine = np.flatnonzero(owner == shard)
-            rows = [top_k(row[mine], k, ids[mine]) for row in scores]
-            parts.append(Hits([best for _, best in rows], [ids[mine][order].tolist() for order, _ in rows]))
-        merged = merge_hits(parts, k)
+            part = HitMatrix.empty(len(scores), k)
+            for row, row_scores in enumerate(scores):
+                order, best = top_k(row_scores[mine], k, ordinals[mine])
+                part.scores[row, : len(order)], part.ordinals[row, : len(order)] = best, ordinals[mine][order]
+                part.counts[row] = len(order)
+            parts.append(part)
+        merged = as_ids(merge_hits(parts, k), table)
         expected_ids, expected_scores = brute_force(scores, ids.tolist(), k)
         assert merged.doc_ids == expected_ids
         assert [s.tolist() for s in merged.scores] == expected_scores
 
 
-def test_hit_matrix_round_trips_any_doc_id():
-    """Shards send ids as fixed-width UTF-8 bytes: non-ASCII ids and ids the bytes form cannot hold
-    (a trailing NUL) come back unchanged, and merge in id order with ties."""
-    from rayir.index.base import HitMatrix, Hits
+def test_ordinals_follow_code_point_order_for_any_doc_id(tmp_path):
+    """Ordinals come from Arrow's sort of the ids: non-ASCII ids and ids with a NUL sort as Python
+    sorts them, come back unchanged, and merge in id order with ties."""
+    from rayir.index.ordinals import ordinals_of, write_doc_table
 
-    ascii_part = Hits([np.asarray([2.0, 1.0], np.float32)], [["b", "a"]])
-    unicode_part = Hits([np.asarray([2.0, 1.0], np.float32)], [["é-doc", "ä"]])
-    nul_part = Hits([np.asarray([2.0], np.float32)], [["a\0"]])
-    for part in (ascii_part, unicode_part, nul_part):
-        assert HitMatrix.from_hits(part, 3).to_hits().doc_ids == part.doc_ids
-    merged = merge_hits([ascii_part, unicode_part, nul_part], 4)
+    ids = ["b", "a", "é-doc", "ä", "a\0"]
+    pa.parquet.write_table(pa.table({"doc_id": pa.array(ids)}), tmp_path / "part.parquet")
+    assert write_doc_table(str(tmp_path), ["part.parquet"], str(tmp_path)) == 5
+    table = read_doc_table(tmp_path)
+    assert table.to_pylist() == sorted(ids)
+    ordinals = ordinals_of(pa.array(ids), tmp_path)
+    parts = [HitMatrix(np.asarray([scores], np.float32), ordinals[None, positions], np.asarray([len(positions)]))
+             for scores, positions in (([2.0, 1.0], [0, 1]), ([2.0, 1.0], [2, 3]), ([2.0], [4]))]
+    merged = as_ids(merge_hits(parts, 4), table)
     assert merged.doc_ids == [["a\0", "b", "é-doc", "a"]]
     assert merged.scores[0].tolist() == [2.0, 2.0, 2.0, 1.0]
 
@@ -252,8 +279,9 @@ def test_search_options_the_factory_has_no_use_for_are_refused_by_name(tmp_path)
 
     vectors = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
     doc_ids = [f"d{i}" for i in range(200)]
+    ordinals, _ = in_id_order(doc_ids)
     for factory in ("Flat", "HNSW8", "IVF4,Flat"):
-        build_dense_shard(vectors, doc_ids, tmp_path / factory, factory, normalize=False)
+        build_dense_shard(vectors, doc_ids, ordinals, tmp_path / factory, factory, normalize=False)
     assert faiss.extract_index_ivf(DenseShard(tmp_path / "IVF4,Flat", nprobe=3).index).nprobe == 3
     assert DenseShard(tmp_path / "HNSW8", ef_search=40).index.hnsw.efSearch == 40
     refused = [("Flat", {"nprobe": 2}, "nprobe applies to IVF"), ("Flat", {"ef_search": 8}, "ef_search applies to HNSW"),

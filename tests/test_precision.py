@@ -8,7 +8,7 @@ from rayir import BiEncoderModule, CrossEncoderModule
 from rayir.data import read_docs
 from rayir.models.precision import Float32Linear, PrepackedLinear, onednn_available, prepare_for_inference
 
-pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN bf16 linear")
+pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build or CPU has no oneDNN bf16 linear")
 
 
 def test_prepared_minilm_matches_sentence_transformers(minilm_path, sample_collection):

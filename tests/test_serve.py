@@ -13,12 +13,13 @@ from rayir.encode import encode_corpus
 from rayir.evaluate import evaluate
 from rayir.index import build_index
 from rayir.serve.coordinator import Searcher
+from rayir.serve.shard_actor import IndexShardActor
 
 
 @pytest.fixture(scope="module")
 def dense_embeddings(ray_session, sample_collection, tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("dense")
-    encode_corpus(str(tiny_bert_dir), sample_collection, out / "embeddings", docs_per_shard=4, similarity="cosine")
+    encode_corpus(str(tiny_bert_dir), sample_collection, out / "embeddings", docs_per_shard=4, model_config={"similarity": "cosine"})
     return out
 
 
@@ -68,7 +69,7 @@ def test_in_process_pipeline_equals_the_ray_pipeline(model, ray_session, sample_
         assert result.documents == 30
         build_index(out / "embeddings", out / "index", num_shards=2, in_process=in_process)
         with Searcher(out / "index", in_process=in_process) as searcher:
-            assert bool(searcher.actors) != in_process
+            assert all(isinstance(a, IndexShardActor) for a in searcher.actors) == in_process  # no Ray actors
             runs[in_process] = searcher.search(queries, k=10, batch_size=4)
     for shard in sorted((tmp_path / "ray" / "embeddings" / "embeddings").glob("part-*.parquet")):
         assert pq.read_table(shard).equals(pq.read_table(tmp_path / "local" / "embeddings" / "embeddings" / shard.name))

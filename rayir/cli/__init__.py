@@ -6,6 +6,7 @@ works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job subm
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,9 +43,20 @@ def run_function(function: Callable[..., Any], args: Sequence[str] | None = None
     _run(function, args)
 
 
+def configure_logging(level: int = logging.INFO) -> None:
+    """Progress lines of every ``rayir.*`` logger on stderr, ``[rayir.encode.pipeline] ...`` (once)."""
+    package = logging.getLogger("rayir")
+    if not package.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+        package.addHandler(handler)
+    package.setLevel(level)
+
+
 def _run(components: Any, args: Sequence[str] | None) -> None:
     from jsonargparse import auto_cli
 
+    configure_logging()
     try:
         auto_cli(components, args=list(args) if args is not None else None, as_positional=False)
     except _USER_ERRORS as err:

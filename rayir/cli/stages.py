@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..lexical import DEFAULT_MODEL
 from ..losses import Loss
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
 
@@ -56,7 +57,7 @@ def _metrics(run: dict, qrels: str | None, split: str | None, measures: list[str
 def encode(
     corpus: str,
     output: str,
-    model: str = "bm25",
+    model: str = DEFAULT_MODEL,
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008 - jsonargparse reads the default
     overwrite: bool = False,
     model_config: dict[str, Any] | None = None,
@@ -67,7 +68,7 @@ def encode(
     Args:
         corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
         output: Embeddings directory (re-running resumes an unfinished encoding).
-        model: A bi-encoder checkpoint directory, or ``bm25``.
+        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``).
         encoding: Ray Data encoding options.
         overwrite: Replace an existing encoding in ``output``.
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
@@ -76,7 +77,7 @@ def encode(
     from ..encode import encode_corpus
 
     result = encode_corpus(model, corpus, output, overwrite=overwrite, in_process=in_process, **asdict(encoding),
-                           **(model_config or {}))
+                           model_config=model_config)
     return _report({
         "stage": "encode", "documents": result.documents, "mode": result.manifest["mode"], "embeddings": output,
         "seconds": round(result.seconds, 2), "docs_per_second": round(result.docs_per_second, 1),
@@ -86,7 +87,7 @@ def encode(
 def index(
     corpus: str,
     output: str,
-    model: str = "bm25",
+    model: str = DEFAULT_MODEL,
     factory: str = "Flat",
     num_shards: int = 1,
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008
@@ -99,7 +100,7 @@ def index(
     Args:
         corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
         output: Directory for ``embeddings/`` (encoding) and ``index/`` (index shards).
-        model: A bi-encoder checkpoint directory, or ``bm25``.
+        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``).
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
             ``HNSW32``, ``IVF256,PQ16``); sparse models always use the exact inverted index.
         num_shards: Index shards (one Ray task each to build, one actor each to serve).
@@ -114,7 +115,7 @@ def index(
 
     out = Path(output)
     encoded = encode_corpus(model, corpus, out / "embeddings", overwrite=overwrite, in_process=in_process,
-                            **asdict(encoding), **(model_config or {}))
+                            **asdict(encoding), model_config=model_config)
     manifest = build_index(out / "embeddings", out / "index", num_shards=num_shards,
                            factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
                            overwrite=True, in_process=in_process)
@@ -162,7 +163,7 @@ def search(
         in_process: Load the shards into this process instead of Ray actors (small indexes); then
             ``cpus_per_shard`` and ``shard_resources`` must stay unset.
     """
-    from ..data import read_queries, write_run
+    from ..data import read_queries
     from ..serve.coordinator import Searcher
 
     query_list = list(read_queries(queries, split=split))
@@ -170,13 +171,12 @@ def search(
         raise ValueError(f"{queries}: no queries")
     with Searcher(index, shard_options=shard_options, cpus_per_shard=cpus_per_shard,
                   shard_resources=shard_resources, device=device, in_process=in_process) as searcher:
-        run = searcher.search(query_list, k=k, batch_size=batch_size)
+        result = searcher.search_result(query_list, k=k, batch_size=batch_size)
         restarts = searcher.restarts
-    if len(run) != len(query_list):
-        raise RuntimeError(f"run has {len(run)} queries for {len(query_list)} inputs")
-    write_run(run, output, tag=tag)
-    return _report({"stage": "search", "run": output, "queries": len(run), "k": k, "shard_retries": restarts,
-                    **_metrics(run, qrels, split, measures)})
+    result.write_trec(output, tag=tag)
+    metrics = _metrics(result.to_run(), qrels, split, measures) if qrels is not None else {}
+    return _report({"stage": "search", "run": output, "queries": len(result), "k": k, "shard_retries": restarts,
+                    **metrics})
 
 
 def re_rank(
@@ -199,6 +199,7 @@ def re_rank(
     first_stage_weight: float = 0.0,
     tag: str = "rayir-rerank",
     model_config: dict[str, Any] | None = None,
+    in_process: bool = False,
 ) -> dict[str, Any]:
     """Re-score the top ``depth`` candidates of a run with a cross- or bi-encoder; write the new run.
 
@@ -217,12 +218,14 @@ def re_rank(
         num_scorers: Scoring actors.
         threads_per_scorer: CPU threads per scoring actor.
         gpus_per_scorer: GPUs per scoring actor.
-        work_dir: Where the corpus is staged (reused across re-runs); a temp dir by default.
+        work_dir: Where the corpus is staged (kept, reused across re-runs); by default a temporary
+            directory removed at the end.
         precision: ``bfloat16`` scores in bf16 (see :mod:`rayir.models.precision`).
         first_stage_weight: Mix in the input run's scores: ``(1 - w) * model + w * run``, both
             min-max normalised per query; 0 (default) keeps the model's scores alone.
         tag: Run tag.
         model_config: Model config overrides.
+        in_process: Join and score in this process without Ray (small runs); ``num_scorers`` must be 1.
     """
     from ..data import write_run
     from ..serve.rerank import rerank as rerank_run
@@ -230,7 +233,7 @@ def re_rank(
     result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
                         num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
                         gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, precision=precision,
-                        first_stage_weight=first_stage_weight, **(model_config or {}))
+                        first_stage_weight=first_stage_weight, in_process=in_process, model_config=model_config)
     write_run(result, output, tag=tag)
     return _report({"stage": "re_rank", "run": output, "queries": len(result),
                     "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)})

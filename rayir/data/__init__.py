@@ -5,7 +5,7 @@ from .errors import DataFormatError, DuplicateIdError
 from .irds import DatasetUnavailableError
 from .readers import read_docs, read_queries
 from .samples import DocSample, QuerySample, RankSample
-from .trec import Qrels, Run, read_qrels, read_run, write_qrels, write_run
+from .trec import Qrels, Run, read_qrels, read_run, write_run
 
 __all__ = [
     "DataFormatError",
@@ -26,6 +26,5 @@ __all__ = [
     "read_qrels",
     "read_queries",
     "read_run",
-    "write_qrels",
     "write_run",
 ]

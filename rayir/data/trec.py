@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..atomic import atomic_path
 from .errors import DataFormatError
 from .readers import _open_text, is_irds_id
 
@@ -90,23 +91,16 @@ def format_run_lines(run: Mapping[str, Mapping[str, float]], tag: str = "rayir",
             yield f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
 
 
-def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rayir", depth: int | None = None) -> Path:
-    """Write atomically (temporary file, then rename): a run file either exists whole or not at all."""
+def check_tag(tag: str) -> None:
     if any(c.isspace() for c in tag) or not tag:
         raise ValueError(f"run tag {tag!r} must be one word")
-    from ..atomic import atomic_path
 
+
+def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rayir", depth: int | None = None) -> Path:
+    """Write atomically (temporary file, then rename): a run file either exists whole or not at all."""
+    check_tag(tag)
     path = Path(path)
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         handle.writelines(format_run_lines(run, tag, depth))
     return path
 
-
-def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for query_id in sorted(qrels):
-            for doc_id in sorted(qrels[query_id]):
-                handle.write(f"{query_id} 0 {doc_id} {qrels[query_id][doc_id]}\n")
-    return path

@@ -12,87 +12,24 @@ missing. ``retries`` re-runs the pending chunks within one call after a failure.
 
 from __future__ import annotations
 
-import json
+import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_json
-from ..models.loaders import load_bi_encoder
+from ..encoders import Representation, Runtime, load_representation
+from ..execution import Executor, Pool, executor
 from ..models.precision import PRECISIONS
-from ..ray_runtime import ensure_ray
-from .manifest import FORMAT_VERSION, MANIFEST, model_fingerprint, verify_manifest, verify_shard_against_chunk
+from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
-from ..models.bm25 import BM25Model, bm25_fingerprint
-from .worker import BM25ChunkEncoder, ChunkEncoder, analyse_chunk, shard_name
+from .worker import ChunkEncoder, shard_name
 
-
-
-@dataclass
-class EncoderSpec:
-    """What the actors run and what the manifest records about the model."""
-
-    encoder_cls: type
-    constructor: dict[str, Any]
-    mode: str
-    dim: int | None
-    fingerprint: str
-    model_config: dict[str, Any]
-    needs_corpus_statistics: bool = False
-    model_dir: Path | None = None
-
-
-def _neural_spec(model: str, overrides: dict[str, Any]) -> EncoderSpec:
-    probe, _ = load_bi_encoder(model, **overrides)
-    return EncoderSpec(
-        encoder_cls=ChunkEncoder,
-        constructor={"model": model, "overrides": overrides},
-        mode=probe.config.mode,
-        dim=probe.embedding_dim,
-        fingerprint=model_fingerprint(probe),
-        model_config=json.loads(probe.config.to_json_string(use_diff=False)),
-    )
-
-
-def _bm25_spec(overrides: dict[str, Any]) -> EncoderSpec:
-    unknown = sorted(set(overrides) - {"k1", "b"})
-    if unknown:
-        raise ValueError(f"bm25 takes k1 and b only; unknown: {unknown}")
-    k1, b = float(overrides.get("k1", 0.9)), float(overrides.get("b", 0.4))
-    return EncoderSpec(
-        encoder_cls=BM25ChunkEncoder, constructor={}, mode="sparse", dim=None, fingerprint=bm25_fingerprint(k1, b),
-        model_config={"model_type": "bm25", "mode": "sparse", "similarity": "dot", "k1": k1, "b": b},
-        needs_corpus_statistics=True,
-    )
-
-
-def _fit_bm25(spec: EncoderSpec, chunks: list[Chunk], staging: Path, model_dir: Path, in_process: bool) -> EncoderSpec:
-    """Collection statistics from all chunks (one Ray task each, or in this process), saved as the
-    BM25 model. Each chunk's analysis is kept beside it, so the encoders do not analyse again."""
-    from collections import Counter
-
-    if in_process:
-        parts = [analyse_chunk(str(staging), c.path) for c in chunks]
-    else:
-        import ray
-
-        parts = ray.get([ray.remote(analyse_chunk).remote(str(staging), c.path) for c in chunks])
-    df: Counter = Counter()
-    length = documents = 0
-    for part_df, part_length, part_docs in parts:
-        df.update(part_df)
-        length += part_length
-        documents += part_docs
-    BM25Model.save(model_dir, df, length, documents, spec.model_config["k1"], spec.model_config["b"])
-    _log(f"bm25 statistics: {documents} documents, {len(df)} terms, avg length {length / max(documents, 1):.1f}")
-    return EncoderSpec(**{**spec.__dict__, "constructor": {"bm25_dir": str(model_dir)}, "dim": len(df),
-                          "needs_corpus_statistics": False, "model_dir": model_dir})
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,10 +55,6 @@ class EncodeResult:
     @property
     def docs_per_second(self) -> float:
         return self.documents / self.seconds if self.seconds else float("inf")
-
-
-def _log(message: str) -> None:
-    print(f"[rayir.encode] {message}", file=sys.stderr, flush=True)
 
 
 def _pending(chunks: list[Chunk], shards: Path) -> list[Chunk]:
@@ -151,20 +84,22 @@ def encode_corpus(
     overwrite: bool = False,
     keep_staging: bool = False,
     in_process: bool = False,
-    encoder_cls: type = ChunkEncoder,
-    **config_overrides: Any,
+    model_config: dict[str, Any] | None = None,
+    chunk_encoder: type = ChunkEncoder,
 ) -> EncodeResult:
     """Encode every document of ``corpus`` with the bi-encoder at ``model`` into ``output_dir``.
 
     ``num_encoders`` actors each load the model once; ``gpus_per_encoder > 0`` places them on GPUs,
     otherwise each uses ``threads_per_encoder`` CPU threads (default: the cluster's CPUs split
-    evenly). ``precision="bfloat16"`` runs the encoder in bf16 (see :mod:`rayir.models.precision`;
-    vectors are stored as float32). ``config_overrides`` (e.g. ``doc_max_length=256``) adjust the model config.
-    ``in_process=True`` runs the same encoder in this process without Ray: for small corpora and
-    notebooks, where starting actors costs more than the encoding (same files, same manifest).
+    evenly, at most one node's). ``precision="bfloat16"`` runs the encoder in bf16 (see
+    :mod:`rayir.models.precision`; vectors are stored as float32). ``model_config`` (e.g.
+    ``{"doc_max_length": 256}``; BM25: ``k1``, ``b``) overrides the model config. ``model`` is a
+    checkpoint or a lexical model's name (``bm25``). ``in_process=True`` runs the same encoder in
+    this process without Ray: for small corpora and notebooks, where starting actors costs more
+    than the encoding (same files, same manifest). ``chunk_encoder`` is the worker class (a subclass
+    of :class:`ChunkEncoder`; tests inject failures through it).
     """
-    import ray
-
+    config_overrides = dict(model_config or {})
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
     if num_encoders < 1 or batch_size < 1 or retries < 0:
@@ -176,13 +111,10 @@ def encode_corpus(
         shutil.rmtree(output_dir)
 
     started = time.perf_counter()
-    if str(model) == "bm25":
-        spec = _bm25_spec(config_overrides)
-    else:
-        spec = _neural_spec(str(model), config_overrides)
+    representation = load_representation(model, config_overrides, precision)
     settings = {
         "model": str(model),
-        "model_fingerprint": spec.fingerprint,
+        "model_fingerprint": representation.spec.model_fingerprint,
         "config_overrides": config_overrides,
         "corpus": str(corpus),
         "docs_per_shard": docs_per_shard,
@@ -193,7 +125,7 @@ def encode_corpus(
         manifest = verify_manifest(output_dir)  # counts, checksums, unique ids
         if manifest["settings"] != settings:
             raise ValueError(f"{output_dir}: holds a finished encoding with other settings; use overwrite=True")
-        _log(f"{output_dir} is already complete and verified ({manifest['documents']} documents)")
+        logger.info("%s is already complete and verified (%d documents)", output_dir, manifest["documents"])
         return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
 
     staging, shards = output_dir / "staging", output_dir / "embeddings"
@@ -201,29 +133,28 @@ def encode_corpus(
     chunks = stage_corpus(corpus, staging, docs_per_shard, settings)
     total_docs = sum(c.rows for c in chunks)
     pending = _pending(chunks, shards)
-    _log(f"{total_docs} documents in {len(chunks)} shards; {len(pending)} to encode")
+    logger.info("%d documents in %d shards; %d to encode", total_docs, len(chunks), len(pending))
 
-    if not in_process:
-        ensure_ray()
-    if spec.needs_corpus_statistics:
-        spec = _fit_bm25(spec, chunks, staging, output_dir / "bm25", in_process)
-    if threads_per_encoder is None and not in_process:
-        threads_per_encoder = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_encoders)
+    run = executor(in_process)
+    representation.fit(staging, chunks, output_dir, run)
+    if threads_per_encoder is None:
+        threads_per_encoder = run.threads_per_worker(num_encoders)
+    constructor = dict(
+        spec=representation.spec.to_dict(),
+        files=str(output_dir / representation.files) if representation.files else None,
+        staging_dir=str(staging), shard_dir=str(shards),
+        runtime={"device": "cuda" if gpus_per_encoder else "cpu", "threads": threads_per_encoder,
+                 "batch_size": batch_size},
+    )
     encoded = 0
     busy: dict[int, float] = {}
     for attempt in range(retries + 1):
         if not pending:
             break
+        pool = Pool(size=min(num_encoders, len(pending)), num_gpus=gpus_per_encoder,
+                    num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1)
         try:
-            constructor = dict(
-                spec.constructor, staging_dir=str(staging), shard_dir=str(shards), batch_size=batch_size,
-                device="cuda" if gpus_per_encoder else "cpu", precision=precision, threads=threads_per_encoder,
-            )
-            encoder = spec.encoder_cls if encoder_cls is ChunkEncoder else encoder_cls
-            if in_process:
-                encoded += _run_in_process(pending, encoder, constructor, busy)
-            else:
-                encoded += _run_encoders(pending, encoder, constructor, num_encoders, gpus_per_encoder, busy)
+            encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
             pending = _pending(chunks, shards)
             done = len(chunks) - len(pending)
@@ -232,49 +163,27 @@ def encode_corpus(
                     f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
                     "run the same command again to resume"
                 ) from err
-            _log(f"attempt {attempt + 1} failed ({type(err).__name__}); retrying {len(pending)} shards")
+            logger.warning("attempt %d failed (%s); retrying %d shards", attempt + 1, type(err).__name__, len(pending))
             continue
         pending = _pending(chunks, shards)
 
-    manifest = _finish(output_dir, chunks, staging, settings, spec)
+    manifest = _finish(output_dir, chunks, staging, settings, representation)
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - started
-    _log(f"done: {manifest['documents']} documents, {len(chunks)} shards, {encoded} encoded now, "
-         f"{seconds:.1f}s, {output_dir}")
+    logger.info("done: %d documents, %d shards, %d encoded now, %.1fs, %s", manifest["documents"], len(chunks),
+                encoded, seconds, output_dir)
     return EncodeResult(output_dir, manifest, encoded, seconds, busy)
 
 
-def _run_encoders(pending, encoder_cls, constructor, num_encoders, gpus, busy: dict[int, float]) -> int:
-    """One Ray Data pass over the pending chunks. Ray Data restarts encoder actors that die (lost
-    node, OOM) and re-submits their chunk; an exception raised by the encoder fails the pass and
-    ``encode_corpus`` retries what is still missing."""
-    import ray.data
-
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    dataset = ray.data.from_items([{"index": c.index, "chunk": c.path} for c in pending], override_num_blocks=len(pending))
-    results = dataset.map_batches(
-        encoder_cls,
-        fn_constructor_kwargs=constructor,
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=min(num_encoders, len(pending))),
-        num_cpus=0 if gpus else constructor["threads"],
-        num_gpus=gpus or None,
-    )
-    return _collect_shards(results.iter_rows(), pending, busy)
-
-
-def _run_in_process(pending, encoder_cls, constructor, busy: dict[int, float]) -> int:
-    """The same encoder over the pending chunks, one at a time, in this process."""
-    encoder = encoder_cls(**constructor)
-
-    def rows():
-        for chunk in pending:
-            out = encoder({"index": np.asarray([chunk.index]), "chunk": np.asarray([chunk.path])})
-            yield {name: values[0] for name, values in out.items()}
-
-    return _collect_shards(rows(), pending, busy)
+def _run_encoders(run: Executor, pending: list[Chunk], chunk_encoder: type, constructor: dict[str, Any], pool: Pool,
+                  busy: dict[int, float]) -> int:
+    """One pass of the encoder pool over the pending chunks. On Ray, Ray Data restarts encoder
+    actors that die (lost node, OOM) and re-submits their chunk; an exception raised by the encoder
+    fails the pass and ``encode_corpus`` retries what is still missing."""
+    items = run.from_items([{"index": c.index, "chunk": c.path} for c in pending])
+    results = run.map_batches(items, chunk_encoder, constructor, pool, batch_size=1)
+    return _collect_shards(run.iter_rows(results), pending, busy)
 
 
 def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
@@ -288,11 +197,13 @@ def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
         if row["rows"] != rows_by_index[int(row["index"])]:
             raise RuntimeError(f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents")
         rate = docs / max(time.perf_counter() - started, 1e-9)
-        _log(f"shard {int(row['index'])} done ({shards_done}/{len(pending)} this run, {docs} docs, {rate:.1f} docs/s)")
+        logger.info("shard %d done (%d/%d this run, %d docs, %.1f docs/s)", int(row["index"]), shards_done,
+                    len(pending), docs, rate)
     return shards_done
 
 
-def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, spec: "EncoderSpec") -> dict[str, Any]:
+def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings: dict[str, Any],
+            representation: Representation) -> dict[str, Any]:
     shard_entries = []
     for chunk in chunks:
         path = output_dir / "embeddings" / shard_name(chunk.index)
@@ -301,14 +212,14 @@ def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings, spec
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": "embeddings",
-        "mode": spec.mode,
-        "dim": spec.dim,
+        "mode": representation.mode,
+        "dim": representation.dim,
         "documents": sum(s["rows"] for s in shard_entries),
         "shards": shard_entries,
         "settings": settings,
-        "model_config": spec.model_config,
+        "model_config": representation.model_config,
     }
-    if spec.model_dir is not None:
-        manifest["model_dir"] = str(spec.model_dir.relative_to(output_dir))
+    if representation.files is not None:
+        manifest["model_dir"] = representation.files
     write_json(output_dir / MANIFEST, manifest)  # every shard was checked against its chunk above
     return manifest

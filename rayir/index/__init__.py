@@ -1,22 +1,29 @@
-"""Index backends (Faiss dense, exact sparse inverted, multi-vector) and the sharded index builder."""
+"""Index backends (Faiss dense, exact sparse inverted, multi-vector) and the sharded index builder.
+
+Modules by concern: ``queries`` (what a shard searches), ``hits`` (what it answers, and the
+merge), ``files`` (the shard files all backends share), ``faiss_utils``, ``manifest`` (the index
+manifest and doc-id table), ``ordinals``, ``build``, and one module per backend.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .base import Hits, QueryBatch, merge_hits
 from .build import build_index
+from .hits import HitMatrix, merge_hits
+from .queries import QueryBatch
 
 
-def load_shard(directory: str | Path, **options: Any):
-    """Open one index shard directory with the backend its ``meta.json`` names.
+def load_shard(directory: str | Path, **options: Any) -> Any:
+    """Open one index shard directory with the backend its ``meta.json`` names: a ``DenseShard``,
+    ``SparseShard`` or ``MultiVectorShard``, each with ``search(QueryBatch, k) -> HitMatrix``.
 
     ``options``: ``nprobe`` / ``ef_search`` (dense), ``candidates_per_token`` / ``nprobe``
     (multi-vector); none for sparse.
     """
-    from .base import load_meta
     from .dense import DenseShard
+    from .files import load_meta
     from .multivector import MultiVectorShard
     from .sparse import SparseShard
 
@@ -26,4 +33,4 @@ def load_shard(directory: str | Path, **options: Any):
     return backends[kind](directory, **options)
 
 
-__all__ = ["Hits", "QueryBatch", "build_index", "load_shard", "merge_hits"]
+__all__ = ["HitMatrix", "QueryBatch", "build_index", "load_shard", "merge_hits"]

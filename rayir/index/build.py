@@ -1,9 +1,12 @@
-"""Build a sharded index from an embeddings directory: one Ray task per index shard.
+"""Build a sharded index from an embeddings directory: one task per index shard.
 
 Index directory::
 
-    manifest.json       written last: type, settings, shards and their document counts, and the
-                        query encoder (model + config) the search stage must use
+    manifest.json       written last (see manifest.py): type, settings, shards, query encoder
+    doc_ids.parquet     every doc id, sorted: a document's row is its ordinal (see hits.py)
+    <files>/            what the query encoder needs besides the model (e.g. collection
+                        statistics), copied from the embeddings directory: the index is
+                        self-contained and can be moved or copied on its own
     shard-0000/ ...     one backend directory per shard (see dense.py, sparse.py, multivector.py)
 
 Embedding shard files are split into ``num_shards`` contiguous groups, so every document lands in
@@ -12,8 +15,8 @@ exactly one index shard.
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +25,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import write_json
 from ..encode.formats import dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
-from ..ray_runtime import ensure_ray
+from ..execution import executor
+from .manifest import INDEX_MANIFEST, write_index_manifest
+from .ordinals import ordinals_of, write_doc_table
 
-INDEX_MANIFEST = "manifest.json"
-INDEX_FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 def shard_dir_name(index: int) -> str:
@@ -45,15 +48,17 @@ def _groups(files: list[str], num_shards: int) -> list[list[str]]:
     return [files[bounds[i]: bounds[i + 1]] for i in range(num_shards)]
 
 
-def build_index_shard(embeddings_dir: str, files: list[str], target: str, manifest: dict[str, Any],
+def build_index_shard(embeddings_dir: str, files: list[str], index_dir: str, target: str, manifest: dict[str, Any],
                       factory: str, threads: int | None) -> dict[str, Any]:
-    """Build one index shard from some embedding Parquet files (runs as a Ray task)."""
+    """Build one index shard from some embedding Parquet files (runs as a task)."""
     from .dense import build_dense_shard
     from .multivector import build_multivector_shard
     from .sparse import build_sparse_shard
 
     table = pa.concat_tables([pq.read_table(Path(embeddings_dir) / f) for f in files])
-    doc_ids = table.column("doc_id").to_pylist()
+    ids = table.column("doc_id").combine_chunks()
+    ordinals = ordinals_of(ids, index_dir)
+    doc_ids = ids.to_pylist()
     config = manifest["model_config"]
     cosine = config.get("similarity") == "cosine"
     directory = Path(target)
@@ -61,12 +66,12 @@ def build_index_shard(embeddings_dir: str, files: list[str], target: str, manife
         shutil.rmtree(directory)  # a half-built shard from an earlier attempt
     mode = manifest["mode"]
     if mode == "dense":
-        return build_dense_shard(dense_matrix(table), doc_ids, directory, factory, cosine, threads=threads)
+        return build_dense_shard(dense_matrix(table), doc_ids, ordinals, directory, factory, cosine, threads=threads)
     if mode == "sparse":
         indptr, terms, weights = sparse_rows(table)
-        return build_sparse_shard(indptr, terms, weights, doc_ids, directory, manifest["dim"])
+        return build_sparse_shard(indptr, terms, weights, doc_ids, ordinals, directory, manifest["dim"])
     tokens, counts = token_matrix(table)
-    return build_multivector_shard(tokens, counts, doc_ids, directory, factory, cosine,
+    return build_multivector_shard(tokens, counts, doc_ids, ordinals, directory, factory, cosine,
                                    config.get("query_aggregation", "sum"), threads=threads)
 
 
@@ -79,15 +84,13 @@ def build_index(
     overwrite: bool = False,
     in_process: bool = False,
 ) -> dict[str, Any]:
-    """Build ``num_shards`` index shards in parallel Ray tasks and write the index manifest.
+    """Build ``num_shards`` index shards in parallel tasks and write the index manifest.
 
     ``factory`` is a Faiss index factory string for dense and multi-vector embeddings (``Flat``,
     ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...); sparse embeddings always get the exact
     inverted index and take ``factory="inverted"``. ``in_process=True`` builds the shards one after
     another in this process, without Ray (small indexes).
     """
-    import ray
-
     embeddings_dir, index_dir = Path(embeddings_dir), Path(index_dir)
     manifest = read_manifest(embeddings_dir)
     if manifest["mode"] == "sparse" and factory not in ("inverted", "Flat"):
@@ -98,36 +101,40 @@ def build_index(
         if not overwrite:
             raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")
         shutil.rmtree(index_dir)
-    groups = _groups([s["file"] for s in manifest["shards"]], num_shards)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    files = [s["file"] for s in manifest["shards"]]
+    groups = _groups(files, num_shards)
     started = time.perf_counter()
-    jobs = [(str(embeddings_dir), files, str(index_dir / shard_dir_name(i)), manifest, factory, threads_per_shard)
-            for i, files in enumerate(groups)]
-    if in_process:
-        metas = [build_index_shard(*job) for job in jobs]
-    else:
-        ensure_ray()
-        remote = ray.remote(build_index_shard).options(num_cpus=threads_per_shard or 1, max_retries=2)
-        metas = ray.get([remote.remote(*job) for job in jobs])
-    documents = sum(m["documents"] for m in metas)
-    if documents != manifest["documents"]:
-        raise RuntimeError(f"index holds {documents} documents but the embeddings have {manifest['documents']}")
+    run = executor(in_process)
+    [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
+    jobs = [(str(embeddings_dir), group, str(index_dir), str(index_dir / shard_dir_name(i)), manifest, factory,
+             threads_per_shard) for i, group in enumerate(groups)]
+    metas = run.map_tasks(build_index_shard, jobs, num_cpus=threads_per_shard or 1)
+    built = sum(m["documents"] for m in metas)
+    if not documents == built == manifest["documents"]:
+        raise RuntimeError(f"index holds {built} documents ({documents} ids) but the embeddings have "
+                           f"{manifest['documents']}")
+    query_files = manifest.get("model_dir")
+    if query_files is not None:  # e.g. BM25's collection statistics: the index carries its own copy
+        shutil.copytree(embeddings_dir / query_files, index_dir / query_files)
+    settings = manifest["settings"]
     index_manifest = {
-        "format_version": INDEX_FORMAT_VERSION,
-        "kind": "index",
         "type": manifest["mode"],
         "factory": factory,
-        "documents": documents,
+        "documents": built,
         "shards": [{"dir": shard_dir_name(i), **meta} for i, meta in enumerate(metas)],
-        "embeddings": {"dir": str(embeddings_dir.resolve()), "model_fingerprint": manifest["settings"]["model_fingerprint"]},
+        "embeddings": {"dir": str(embeddings_dir.resolve()), "model_fingerprint": settings["model_fingerprint"]},
         "query_encoder": {
-            "model": manifest["settings"]["model"],
-            "config_overrides": manifest["settings"]["config_overrides"],
-            "precision": manifest["settings"]["precision"],
+            "model": settings["model"],
+            "config_overrides": settings["config_overrides"],
+            "precision": settings["precision"],
+            "model_fingerprint": settings["model_fingerprint"],
+            "files": query_files,
         },
         "model_config": manifest["model_config"],
         "build_seconds": round(time.perf_counter() - started, 3),
     }
-    write_json(index_dir / INDEX_MANIFEST, index_manifest)
-    print(f"[rayir.index] {documents} documents in {num_shards} {factory} shard(s) at {index_dir} "
-          f"({index_manifest['build_seconds']}s)", file=sys.stderr, flush=True)
+    write_index_manifest(index_dir, index_manifest)
+    logger.info("%d documents in %d %s shard(s) at %s (%ss)", built, num_shards, factory, index_dir,
+                index_manifest["build_seconds"])
     return index_manifest

@@ -10,18 +10,21 @@ import faiss
 import numpy as np
 import torch
 
-from .base import build_faiss, tune_faiss
-from .base import HitMatrix, Hits, QueryBatch, fixed_width_ids, load_doc_ids, load_meta, save_doc_ids, save_meta, top_k
+from .faiss_utils import build_faiss, tune_faiss
+from .files import load_meta, load_ordinals, save_doc_ids, save_meta, save_ordinals
+from .hits import HitMatrix, top_k
+from .queries import QueryBatch
 
 
 def build_dense_shard(
-    vectors: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
+    vectors: np.ndarray, doc_ids: list[str], ordinals: np.ndarray, directory: Path, factory: str, normalize: bool,
     train_sample: int = 100_000, seed: int = 0, threads: int | None = None,
 ) -> dict:
     index, vectors = build_faiss(vectors, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))
     save_doc_ids(directory, doc_ids)
+    save_ordinals(directory, ordinals)
     meta = {"type": "dense", "factory": factory, "normalize": normalize, "dim": int(vectors.shape[1]),
             "documents": len(doc_ids)}
     save_meta(directory, meta)
@@ -40,20 +43,16 @@ class DenseShard:
     def __init__(self, directory: Path, nprobe: int | None = None, ef_search: int | None = None) -> None:
         self.meta = load_meta(directory)
         self.index = faiss.read_index(str(directory / "index.faiss"))
-        self.doc_ids = load_doc_ids(directory)
-        self.fixed_ids = fixed_width_ids(self.doc_ids)  # gathering a batch's ids is one copy
+        self.ordinals = load_ordinals(directory)
         self.vectors: torch.Tensor | None = None
         if self.meta["factory"] == "Flat":
             self.vectors = torch.from_numpy(self.index.reconstruct_n(0, self.index.ntotal))
             self.index = None  # the matrix above is the whole index
         tune_faiss(self.index, self.meta["factory"], directory, nprobe=nprobe, ef_search=ef_search)
 
-    def search(self, queries: QueryBatch, k: int) -> Hits:
-        return self.search_matrix(queries, k).to_hits()
-
     def _search_flat(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top ``k`` by exact inner product, plus whether each row's k-th score ties the next one."""
-        take = min(k + 1, len(self.doc_ids))
+        take = min(k + 1, len(self.ordinals))
         with torch.inference_mode():
             scores, positions = torch.topk(torch.from_numpy(vectors) @ self.vectors.T, take, dim=1)
         scores, positions = scores.numpy(), positions.numpy()
@@ -64,32 +63,32 @@ class DenseShard:
         """Positions and scores of one query's top ``k`` over every document, ties by doc id."""
         with torch.inference_mode():
             scores = (self.vectors @ torch.from_numpy(vector)).numpy()
-        return top_k(scores, k, self.doc_ids)
+        return top_k(scores, k, self.ordinals)
 
-    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
+    def search(self, queries: QueryBatch, k: int) -> HitMatrix:
         vectors = np.array(queries.vectors, dtype=np.float32, order="C")  # a writable copy (torch, Faiss)
         if self.meta["normalize"]:
             faiss.normalize_L2(vectors)
-        k_eff = min(k, len(self.doc_ids))
+        k_eff = min(k, len(self.ordinals))
         if self.vectors is not None:
             scores, positions, edge_tie = self._search_flat(vectors, k_eff)
         else:
             scores, positions = self.index.search(vectors, k_eff)
             edge_tie = np.zeros(len(scores), bool)
-        hits = HitMatrix(scores, self.fixed_ids[np.where(positions >= 0, positions, 0)],
+        hits = HitMatrix(scores, self.ordinals[np.where(positions >= 0, positions, 0)],
                          np.full(len(scores), k_eff, np.int64))
         # Rows come best first; only rows with missing hits or tied scores need re-ordering (ties go
-        # by doc id, as everywhere), so the common case stays vectorised.
+        # by ordinal, i.e. doc id, as everywhere), so the common case stays vectorised.
         simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1) & ~edge_tie
         for row in np.flatnonzero(~simple):
             if self.vectors is not None:
                 order, best = self._exact_row(vectors[row], k)
-                ids = self.fixed_ids[order]
+                ids = self.ordinals[order]
             else:
                 candidates = positions[row][positions[row] >= 0]
-                order, best = top_k(scores[row][positions[row] >= 0], k, self.doc_ids[candidates])
-                ids = self.fixed_ids[candidates[order]]
+                order, best = top_k(scores[row][positions[row] >= 0], k, self.ordinals[candidates])
+                ids = self.ordinals[candidates[order]]
             hits.counts[row] = len(ids)
             hits.scores[row, : len(ids)] = best
-            hits.doc_ids[row, : len(ids)] = ids
+            hits.ordinals[row, : len(ids)] = ids
         return hits

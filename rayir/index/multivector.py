@@ -12,12 +12,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .base import build_faiss, tune_faiss
-from .base import HitMatrix, Hits, QueryBatch, load_array, load_doc_ids, load_meta, save_array, save_doc_ids, save_meta, top_k
+from .faiss_utils import build_faiss, tune_faiss
+from .files import load_array, load_meta, load_ordinals, save_array, save_doc_ids, save_meta, save_ordinals
+from .hits import HitMatrix, top_k
+from .queries import QueryBatch
 
 
 def build_multivector_shard(
-    tokens: np.ndarray, counts: np.ndarray, doc_ids: list[str], directory: Path, factory: str, normalize: bool,
+    tokens: np.ndarray, counts: np.ndarray, doc_ids: list[str], ordinals: np.ndarray, directory: Path, factory: str, normalize: bool,
     query_aggregation: str, train_sample: int = 200_000, seed: int = 0, threads: int | None = None,
 ) -> dict:
     index, tokens = build_faiss(tokens, factory, normalize, train_sample, seed, threads)
@@ -26,6 +28,7 @@ def build_multivector_shard(
     save_array(directory / "tokens.npy", tokens)
     save_array(directory / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
     save_doc_ids(directory, doc_ids)
+    save_ordinals(directory, ordinals)
     meta = {"type": "multi_vector", "factory": factory, "normalize": normalize, "dim": int(tokens.shape[1]),
             "query_aggregation": query_aggregation, "documents": len(doc_ids), "tokens": int(len(tokens))}
     save_meta(directory, meta)
@@ -42,7 +45,7 @@ class MultiVectorShard:
         self.tokens = load_array(directory / "tokens.npy", mmap=True)
         self.offsets = load_array(directory / "offsets.npy")
         self.token_doc = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
-        self.doc_ids = load_doc_ids(directory)
+        self.ordinals = load_ordinals(directory)
         self.candidates_per_token = candidates_per_token
 
     def maxsim(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:
@@ -55,20 +58,17 @@ class MultiVectorShard:
         total = best.sum(axis=0)
         return total / len(query) if self.meta["query_aggregation"] == "mean" else total
 
-    def search(self, queries: QueryBatch, k: int) -> Hits:
-        hits_scores, hits_ids = [], []
-        for vectors, mask in zip(queries.vectors, queries.mask):
+    def search(self, queries: QueryBatch, k: int) -> HitMatrix:
+        hits = HitMatrix.empty(len(queries), min(k, len(self.ordinals)))
+        for row, (vectors, mask) in enumerate(zip(queries.vectors, queries.mask)):
             query = np.ascontiguousarray(vectors[mask.astype(bool)], dtype=np.float32)
             if self.meta["normalize"]:
                 faiss.normalize_L2(query)
             _, neighbours = self.index.search(query, min(self.candidates_per_token, len(self.token_doc)))
             docs = np.unique(self.token_doc[neighbours[neighbours >= 0]])
             scores = self.maxsim(query, docs).astype(np.float32)
-            ids = self.doc_ids[docs]
-            order, best = top_k(scores, k, ids)
-            hits_scores.append(best)
-            hits_ids.append(ids[order].tolist())
-        return Hits(hits_scores, hits_ids)
-
-    def search_matrix(self, queries: QueryBatch, k: int) -> HitMatrix:
-        return HitMatrix.from_hits(self.search(queries, k), k)
+            order, best = top_k(scores, k, self.ordinals[docs])
+            hits.scores[row, : len(order)] = best
+            hits.ordinals[row, : len(order)] = self.ordinals[docs[order]]
+            hits.counts[row] = len(order)
+        return hits

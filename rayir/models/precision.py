@@ -23,7 +23,11 @@ PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 
 
 def onednn_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """oneDNN's prepacked bf16 kernels exist in this torch build and this CPU can run them
+    (AVX-512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU cannot, and falls back to autocast)."""
+    mkldnn = torch.ops.mkldnn
+    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
+            and hasattr(mkldnn, "_is_mkldnn_bf16_supported") and bool(mkldnn._is_mkldnn_bf16_supported()))
 
 
 class PrepackedLinear(nn.Module):

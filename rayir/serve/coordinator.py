@@ -1,14 +1,15 @@
-"""The coordinator: encode a query batch, fan it out to every shard actor, merge the top-k exactly.
+"""The coordinator: encode a query batch, fan it out to every shard worker, merge the top-k exactly.
 
-A shard actor that dies is restarted by Ray (``max_restarts``); the coordinator re-sends the
-batch to it, and if the actor is gone for good it starts a fresh one. Merging keeps the global
-order score-descending, doc-id-ascending, so 1, 2 or N shards give the same run.
+Shard workers come from the :mod:`execution seam <rayir.execution>`: Ray actors, or the shards
+themselves in this process (``in_process``). A shard actor that dies is restarted by Ray
+(``max_restarts``); the coordinator re-sends the batch to it, and if the actor is gone for good it
+starts a fresh one. Merging keeps the global order score-descending, doc-id-ascending (by
+ordinal), so 1, 2 or N shards give the same run.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,22 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from ..data.samples import QuerySample
-from ..index.base import HitMatrix, Hits, QueryBatch, merge_hit_matrices
-from ..index.build import INDEX_MANIFEST
-from ..ray_runtime import ensure_ray
-from .query_encoder import QueryEncoder
+from ..data.trec import Run
+from ..execution import executor
+from ..index.hits import HitMatrix, merge_hits
+from ..index.manifest import read_doc_table, read_index_manifest
+from ..index.queries import QueryBatch
+from .query_encoder import index_query_encoder
+from .results import SearchResult
 from .shard_actor import IndexShardActor
 
-
-def read_index_manifest(index_dir: str | Path) -> dict[str, Any]:
-    path = Path(index_dir) / INDEX_MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{index_dir}: no {INDEX_MANIFEST}; build the index first (jobs/index.py)")
-    return json.loads(path.read_text())
+logger = logging.getLogger(__name__)
 
 
 class Searcher:
-    """A long-lived search handle over a sharded index (one actor per shard).
+    """A long-lived search handle over a sharded index (one worker per shard).
 
     ``shard_options`` go to every shard backend (``nprobe``, ``ef_search``,
     ``candidates_per_token``). ``cpus_per_shard`` reserves CPUs per actor (0: no reservation, so
@@ -54,35 +53,27 @@ class Searcher:
     ) -> None:
         self.index_dir = Path(index_dir)
         self.manifest = read_index_manifest(index_dir)
-        self.encoder = QueryEncoder(self.manifest, device=device)
+        self.doc_table = read_doc_table(index_dir)
+        self.encoder = index_query_encoder(index_dir, self.manifest, device=device)
         self.max_retries = max_retries
+        self.restarts = 0
+        self.executor = executor(in_process)
         self._actor_args = [
             (str(self.index_dir / s["dir"]), shard_options or {}, threads_per_shard) for s in self.manifest["shards"]
         ]
-        self.restarts = 0
-        self.in_process_shards: list[IndexShardActor] = []
-        self.actors: list = []
-        if in_process:
-            if cpus_per_shard or shard_resources:
-                raise ValueError("cpus_per_shard and shard_resources place shard actors; in_process has none")
-            self.in_process_shards = [IndexShardActor(*args) for args in self._actor_args]
-            return
-        import ray
+        self._placement = {"num_cpus": cpus_per_shard, "resources": shard_resources, "max_restarts": max_retries}
+        self.actors = self.executor.actors(IndexShardActor, self._actor_args, **self._placement)
 
-        ensure_ray()
-        self._actor_cls = ray.remote(IndexShardActor).options(
-            num_cpus=cpus_per_shard, resources=shard_resources or {}, max_restarts=max_retries)
-        self.actors = [self._actor_cls.remote(*args) for args in self._actor_args]
+    def search_texts(self, texts: Sequence[str], k: int = 10) -> SearchResult:
+        """Top-``k`` of each query text (exact over all shards); queries are numbered from ``"0"``."""
+        return SearchResult([str(i) for i in range(len(texts))], self.search_batch(self.encoder(list(texts)), k),
+                            self.doc_table)
 
-    def search_texts(self, texts: Sequence[str], k: int = 10) -> Hits:
-        """Top-``k`` of each query text (exact over all shards)."""
-        return self.search_batch(self.encoder(list(texts)), k)
-
-    def search_batch(self, queries: QueryBatch, k: int = 10) -> Hits:
+    def search_batch(self, queries: QueryBatch, k: int = 10) -> HitMatrix:
         """Top-``k`` of already encoded queries: fan out to every shard, merge exactly."""
         return self._collect(self._submit(queries, k), k)
 
-    def search_batches(self, batches: Iterable[QueryBatch], k: int = 10, in_flight: int = 4) -> Iterator[Hits]:
+    def search_batches(self, batches: Iterable[QueryBatch], k: int = 10, in_flight: int = 4) -> Iterator[HitMatrix]:
         """Top-``k`` of each batch, in order, with up to ``in_flight`` batches out at the shards.
 
         Pipelining hides the per-batch round trip: shards search batch *i + 1* while the
@@ -97,79 +88,80 @@ class Searcher:
             yield self._collect(pending.popleft(), k)
 
     def _submit(self, queries: QueryBatch, k: int) -> tuple[Any, list]:
-        if self.in_process_shards:  # answered already: the shards' hits themselves
-            return None, [shard.search(queries, k) for shard in self.in_process_shards]
-        import ray
-
         # One shard: the batch goes inline with the call; several: stored once, read by each.
-        batch = ray.put(queries) if len(self.actors) > 1 else queries
-        return batch, [(actor, actor.search.remote(batch, k)) for actor in self.actors]
+        batch = self.executor.put(queries) if len(self.actors) > 1 else queries
+        return batch, [(actor, self.executor.call(actor, "search", batch, k)) for actor in self.actors]
 
-    def _collect(self, submitted: tuple[Any, list], k: int) -> Hits:
+    def _collect(self, submitted: tuple[Any, list], k: int) -> HitMatrix:
         batch, calls = submitted
-        if self.in_process_shards:
-            parts = calls
-        else:
-            parts = [self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)]
-        return merge_hit_matrices(parts, k).to_hits()
+        return merge_hits([self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)], k)
 
-    def _result(self, shard: int, actor, future, batch, k: int) -> HitMatrix:
-        import ray
-        from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-
+    def _result(self, shard: int, actor: Any, future: Any, batch: Any, k: int) -> HitMatrix:
         for attempt in range(self.max_retries + 1):
             try:
-                return ray.get(future)
-            except (RayActorError, ActorDiedError, ActorUnavailableError) as err:
+                return self.executor.result(future)
+            except self.executor.retryable_errors as err:
                 if attempt == self.max_retries:
                     raise RuntimeError(f"shard {shard} ({self._actor_args[shard][0]}) failed {attempt + 1} times") from err
                 self.restarts += 1
-                print(f"[rayir.search] shard {shard} failed ({type(err).__name__}); retrying the batch",
-                      file=sys.stderr, flush=True)
-                if isinstance(err, ActorDiedError) and not getattr(err, "preempted", False) and actor is self.actors[shard]:
+                logger.warning("shard %d failed (%s); retrying the batch", shard, type(err).__name__)
+                if _gone_for_good(err) and actor is self.actors[shard]:
                     # Restarts exhausted or killed for good: start a fresh actor for this shard
                     # (once: later batches that were in flight to the dead actor just re-send).
-                    self.actors[shard] = self._actor_cls.remote(*self._actor_args[shard])
+                    [self.actors[shard]] = self.executor.actors(IndexShardActor, [self._actor_args[shard]],
+                                                                **self._placement)
                 time.sleep(0.5 * attempt)
                 actor = self.actors[shard]
-                future = actor.search.remote(batch, k)
+                future = self.executor.call(actor, "search", batch, k)
         raise AssertionError("unreachable")
 
-    def search(
+    def search_result(
         self,
         queries: Sequence[QuerySample],
         k: int = 100,
         batch_size: int = 64,
         on_batch: Callable[[int, int], None] | None = None,
-    ) -> dict[str, dict[str, float]]:
-        """A run ``{query_id: {doc_id: score}}`` for all ``queries``; ``on_batch(done, total)`` after each batch."""
-        run: dict[str, dict[str, float]] = {}
+    ) -> SearchResult:
+        """The merged top-``k`` of every query; ``on_batch(done, total)`` after each batch."""
+        if k < 1:
+            raise ValueError(f"k={k}; expected k >= 1")
+        query_ids = [q.query_id for q in queries]
+        seen: set[str] = set()
+        for query_id in query_ids:  # before any work is done
+            if query_id in seen:
+                raise ValueError(f"query id {query_id!r} appears twice")
+            seen.add(query_id)
         started = time.perf_counter()
         chunks = [queries[start : start + batch_size] for start in range(0, len(queries), batch_size)]
         encoded = (self.encoder([q.text for q in chunk]) for chunk in chunks)
-        done = 0
+        parts, done = [], 0
         for chunk, hits in zip(chunks, self.search_batches(encoded, k)):
-            for query, ids, scores in zip(chunk, hits.doc_ids, hits.scores):
-                if query.query_id in run:
-                    raise ValueError(f"query id {query.query_id!r} appears twice")
-                run[query.query_id] = dict(zip(ids, map(float, scores)))
+            parts.append(hits)
             done += len(chunk)
             if on_batch is not None:
                 on_batch(done, len(queries))
             rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"[rayir.search] {done}/{len(queries)} queries ({rate:.1f} q/s)", file=sys.stderr, flush=True)
-        return run
+            logger.info("%d/%d queries (%.1f q/s)", done, len(queries), rate)
+        return SearchResult(query_ids, HitMatrix.stack(parts), self.doc_table)
+
+    def search(self, queries: Sequence[QuerySample], k: int = 100, batch_size: int = 64,
+               on_batch: Callable[[int, int], None] | None = None) -> Run:
+        """A run ``{query_id: {doc_id: score}}`` for all ``queries`` (see :meth:`search_result`)."""
+        return self.search_result(queries, k, batch_size, on_batch).to_run()
 
     def close(self) -> None:
-        import ray
-
         for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+            self.executor.kill(actor)
         self.actors = []
-        self.in_process_shards = []
 
-    def __enter__(self) -> "Searcher":
+    def __enter__(self) -> Searcher:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _gone_for_good(err: BaseException) -> bool:
+    from ray.exceptions import ActorDiedError
+
+    return isinstance(err, ActorDiedError) and not getattr(err, "preempted", False)

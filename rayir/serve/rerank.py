@@ -8,7 +8,8 @@ chunk in memory at a time) that Ray Data reads in parallel, keeping only candida
 
 from __future__ import annotations
 
-import sys
+import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ import pyarrow as pa
 from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.staging import stage_corpus
-from ..ray_runtime import ensure_ray
+from ..execution import Pool, executor
+
+logger = logging.getLogger(__name__)
 
 ModelKind = Literal["auto", "cross", "bi"]
 
@@ -39,11 +42,9 @@ def detect_kind(model: str | Path) -> str:
 class AttachCandidates:
     """Ray Data callable: keep corpus rows that are candidates, one output row per (query, doc)."""
 
-    def __init__(self, candidates, queries) -> None:
-        import ray
-
-        self.candidates = ray.get(candidates) if isinstance(candidates, ray.ObjectRef) else candidates
-        self.queries = ray.get(queries) if isinstance(queries, ray.ObjectRef) else queries
+    def __init__(self, candidates: Any, queries: Any) -> None:
+        self.candidates = _resolve(candidates)
+        self.queries = _resolve(queries)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         query_ids, doc_ids, texts = [], [], []
@@ -65,19 +66,14 @@ class PairScorer:
 
     def __init__(self, model: str, kind: str, overrides: dict[str, Any], batch_size: int, device: str,
                  threads: int | None, precision: str = "float32") -> None:
-        import torch
-
-        if threads:
-            torch.set_num_threads(threads)
-        from ..models.precision import prepare_for_inference
+        from ..models.inference import load_for_inference
         from ..modules import BiEncoderModule, CrossEncoderModule
 
         module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
-        self.module = module_cls(model, batch_size=batch_size, **overrides).to(device)
+        self.module, self.precision_context = load_for_inference(module_cls, model, overrides, batch_size=batch_size,
+                                                                 device=device, precision=precision, threads=threads)
         self.kind = kind
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
-        self.module.eval()
-        self.precision_context = prepare_for_inference(self.module.model, precision, device)
 
     def scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
         import torch
@@ -153,24 +149,25 @@ def rerank(
     work_dir: str | Path | None = None,
     precision: str = "float32",
     first_stage_weight: float = 0.0,
-    **config_overrides: Any,
+    in_process: bool = False,
+    model_config: dict[str, Any] | None = None,
 ) -> Run:
     """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
 
     ``precision="bfloat16"`` scores in bf16, as encoding does (:mod:`rayir.models.precision`).
     ``first_stage_weight > 0`` mixes the input run's scores in (see
-    :func:`interpolate_with_first_stage`); 0 keeps the model's scores alone.
+    :func:`interpolate_with_first_stage`); 0 keeps the model's scores alone. The corpus is staged
+    under ``work_dir`` (kept, and reused by a re-run) or else in a temporary directory removed at
+    the end. ``in_process=True`` joins and scores in this process without Ray (small runs).
     """
-    import ray
-    import ray.data
-
     from ..models.precision import PRECISIONS
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
     check_first_stage_weight(first_stage_weight)  # before any work
+    config_overrides = dict(model_config or {})
 
-    ensure_ray()
+    execution = executor(in_process)
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
     kind = detect_kind(model) if kind == "auto" else kind
     query_texts = {q.query_id: q.text for q in read_queries(queries, split=split) if q.query_id in input_run}
@@ -182,50 +179,62 @@ def rerank(
         raise ValueError("the run has no candidates to re-rank")
 
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="rayir-rerank-"))
+    try:
+        result = _score(execution, model, kind, config_overrides, pairs, query_texts, corpus, work, batch_size,
+                        num_scorers, threads_per_scorer, gpus_per_scorer, precision)
+    finally:
+        if not work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    return interpolate_with_first_stage(result, input_run, first_stage_weight)
+
+
+def _score(execution: Any, model: str | Path, kind: str, config_overrides: dict[str, Any], pairs: list[tuple[str, str]],
+           query_texts: dict[str, str], corpus: str | Path, work: Path, batch_size: int, num_scorers: int,
+           threads_per_scorer: int | None, gpus_per_scorer: float, precision: str) -> Run:
     chunks = stage_corpus(corpus, work / "corpus", 8192, {"corpus": str(corpus)})
-    docs = ray.data.read_parquet([str(work / "corpus" / c.path) for c in chunks])
+    docs = execution.read_parquet([str(work / "corpus" / c.path) for c in chunks])
     candidates: dict[str, list[str]] = {}
     for query_id, doc_id in pairs:
         candidates.setdefault(doc_id, []).append(query_id)
     # A broadcast join: every corpus chunk keeps the candidate documents and pairs them with their
     # queries; the candidate map (the size of the run, not of the corpus) is shared by object ref.
-    joined = docs.map_batches(
-        AttachCandidates,
-        fn_constructor_kwargs={"candidates": ray.put(candidates), "queries": ray.put(query_texts)},
-        compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=0.5,
-        batch_format="pyarrow",
-    ).materialize()  # finished before scoring starts: its workers never wait on the scorers' CPUs
-    if threads_per_scorer is None:
-        threads_per_scorer = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_scorers)
-    scorer_args = dict(
-        fn_constructor_kwargs=dict(model=str(model), kind=kind, overrides=config_overrides, batch_size=batch_size,
-                                   device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer,
-                                   precision=precision),
-        compute=ray.data.ActorPoolStrategy(size=num_scorers),
-        num_cpus=0 if gpus_per_scorer else threads_per_scorer,
-        num_gpus=gpus_per_scorer or None,
+    joined = execution.map_batches(
+        docs, AttachCandidates, {"candidates": execution.put(candidates), "queries": execution.put(query_texts)},
+        Pool(size=1, num_cpus=0.5), batch_format="pyarrow",
+        materialize=True,  # finished before scoring starts: its workers never wait on the scorers' CPUs
     )
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    if threads_per_scorer is None:
+        threads_per_scorer = execution.threads_per_worker(num_scorers)
+    scorer = dict(model=str(model), kind=kind, overrides=config_overrides, batch_size=batch_size,
+                  device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer, precision=precision)
+    pool = Pool(size=num_scorers, num_cpus=0 if gpus_per_scorer else threads_per_scorer or 1, num_gpus=gpus_per_scorer)
     started = time.perf_counter()
     if kind == "cross" and _is_listwise(model, config_overrides):
         # One row per query holding all its candidates, materialised before the scorers start.
-        lists = joined.groupby("query_id").map_groups(pack_candidate_list, batch_format="pyarrow").materialize()
-        scored = lists.map_batches(PairScorer, batch_size=1, batch_format="numpy", **scorer_args)
+        lists = execution.group_map(joined, "query_id", pack_candidate_list)
+        scored = execution.map_batches(lists, PairScorer, scorer, pool, batch_size=1)
     else:
-        scored = joined.map_batches(PairScorer, batch_size=batch_size, batch_format="numpy", **scorer_args)
+        scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=batch_size)
     result: Run = {}
     count = 0
-    for batch in scored.iter_batches(batch_size=4096, batch_format="numpy"):
+    for batch in execution.iter_batches(scored, 4096):
         for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
             result.setdefault(str(q), {})[str(d)] = float(s)
             count += 1
     if count != len(pairs):
         missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
         raise KeyError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
-    print(f"[rayir.rerank] {count} pairs of {len(result)} queries scored in {time.perf_counter() - started:.1f}s",
-          file=sys.stderr, flush=True)
-    return interpolate_with_first_stage(result, input_run, first_stage_weight)
+    logger.info("%d pairs of %d queries scored in %.1fs", count, len(result), time.perf_counter() - started)
+    return result
+
+
+def _resolve(value: Any) -> Any:
+    """A mapping passed as itself (in process) or by object reference (Ray)."""
+    if isinstance(value, dict):
+        return value
+    import ray
+
+    return ray.get(value)
 
 
 def _model_config(model: str | Path) -> dict[str, Any]:

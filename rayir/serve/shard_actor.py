@@ -1,13 +1,13 @@
-"""One Ray actor per index shard: loads the shard once, answers query batches with its top-k."""
+"""One worker per index shard: loads the shard once, answers query batches with its top-k."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ..index import load_shard
-from ..index.base import HitMatrix, QueryBatch
+from ..index.hits import HitMatrix
+from ..index.queries import QueryBatch
 
 
 class IndexShardActor:
@@ -20,11 +20,6 @@ class IndexShardActor:
             torch.set_num_threads(threads)
         self.directory = directory
         self.shard = load_shard(Path(directory), **(options or {}))
-        self.calls = 0
 
     def search(self, queries: QueryBatch, k: int) -> HitMatrix:
-        self.calls += 1
-        return self.shard.search_matrix(queries, k)
-
-    def pid(self) -> int:
-        return os.getpid()
+        return self.shard.search(queries, k)

@@ -1,0 +1,37 @@
+"""Ordinals: each document's position among the index's doc ids in sorted (code-point) order.
+
+The index-level table is written by one task before the shards are built; each shard task then
+looks its own documents up in it. Neither step runs in the driver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..atomic import write_with
+from .manifest import DOC_TABLE, read_doc_table
+
+
+def write_doc_table(embeddings_dir: str, files: list[str], index_dir: str) -> int:
+    """Sort every doc id of the embedding shards into ``<index_dir>/doc_ids.parquet``; returns the count.
+
+    Arrow compares strings by their UTF-8 bytes, which is code-point order: the order Python's
+    ``sorted`` gives and run files use for ties."""
+    ids = pa.concat_arrays([pq.read_table(Path(embeddings_dir) / f, columns=["doc_id"]).column("doc_id").combine_chunks()
+                            for f in files])
+    table = pa.table({"doc_id": ids.take(pc.sort_indices(ids))})
+    write_with(Path(index_dir) / DOC_TABLE, lambda tmp: pq.write_table(table, tmp))
+    return len(ids)
+
+
+def ordinals_of(doc_ids: pa.Array, index_dir: str | Path) -> np.ndarray:
+    """The int64 ordinals of ``doc_ids`` (each must be in the index's table)."""
+    positions = pc.index_in(doc_ids, value_set=read_doc_table(index_dir))
+    if positions.null_count:
+        raise ValueError(f"{index_dir}: {positions.null_count} document(s) missing from {DOC_TABLE}")
+    return positions.to_numpy().astype(np.int64)

@@ -57,7 +57,7 @@ class PeakRSS:
             self.peak = max(self.peak, self._total())
             time.sleep(self.interval)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
@@ -125,8 +125,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rayir-bench-"))
     for precision in ("float32", "bfloat16"):
         result = encode_corpus(
-            model, args.corpus, work / precision, docs_per_shard=args.docs_per_shard, batch_size=args.batch_size,
-            num_encoders=args.encoders, threads_per_encoder=args.threads_per_encoder, precision=precision,
+            model,
+            args.corpus,
+            work / precision,
+            docs_per_shard=args.docs_per_shard,
+            batch_size=args.batch_size,
+            num_encoders=args.encoders,
+            threads_per_encoder=args.threads_per_encoder,
+            precision=precision,
             model_config={"doc_max_length": args.max_length},
         )
         doc_ids, matrix = embeddings_of(work / precision)
@@ -135,8 +141,15 @@ def main() -> None:
             query_matrix = module.encode_queries([q.text for q in queries]).vectors.float().numpy()
         score = ndcg(doc_ids, matrix, [q.query_id for q in queries], query_matrix, qrels)
         rate = result.documents / result.seconds
-        rows.append((f"rayir job, end to end ({args.encoders}x{args.threads_per_encoder} threads)", precision, rate,
-                     rate / rows[0][2], score))
+        rows.append(
+            (
+                f"rayir job, end to end ({args.encoders}x{args.threads_per_encoder} threads)",
+                precision,
+                rate,
+                rate / rows[0][2],
+                score,
+            )
+        )
         steady = result.encoder_docs_per_second
         rows.append(("rayir encoders, excl. start-up", precision, steady, steady / rows[0][2], score))
 
@@ -155,10 +168,17 @@ def main() -> None:
         for times in (1, 4):
             corpus = repeated_corpus(args.corpus, times, work / f"x{times}.jsonl")
             with PeakRSS() as rss:
-                result = encode_corpus(model, corpus, work / f"rss{times}", docs_per_shard=args.docs_per_shard,
-                                       batch_size=args.batch_size, num_encoders=args.encoders,
-                                       threads_per_encoder=args.threads_per_encoder, precision="bfloat16",
-                                       model_config={"doc_max_length": args.rss_max_length})
+                result = encode_corpus(
+                    model,
+                    corpus,
+                    work / f"rss{times}",
+                    docs_per_shard=args.docs_per_shard,
+                    batch_size=args.batch_size,
+                    num_encoders=args.encoders,
+                    threads_per_encoder=args.threads_per_encoder,
+                    precision="bfloat16",
+                    model_config={"doc_max_length": args.rss_max_length},
+                )
             print(f"{times}x{'':<8} {result.documents:>7} {rss.peak / 2**20:>13.0f} {result.docs_per_second:>8.1f}")
     ray.shutdown()
 

@@ -74,8 +74,7 @@ def main() -> None:
         target = work / f"sparse-{number}-{name}"
         started = time.perf_counter()
         index_manifest = build_index(sparse, target, num_shards=args.shards)
-        rows.append((f"sparse inverted ({name})", time.perf_counter() - started, size_mb(target), 1.0,
-                     float("nan")))
+        rows.append((f"sparse inverted ({name})", time.perf_counter() - started, size_mb(target), 1.0, float("nan")))
 
     print(f"\nIndex builds on {args.corpus} ({manifest['documents']} documents, {args.shards} shard(s))")
     print(f"{'index':<34} {'build s':>8} {'size MiB':>9} {'R@10 vs Flat':>13} {'nDCG@10':>8}")

@@ -36,9 +36,9 @@ from rayir.encode import encode_corpus, read_manifest
 from rayir.evaluate import evaluate
 from rayir.index import QueryBatch, build_index, load_shard
 from rayir.index.manifest import read_doc_table
-from rayir.serve.results import SearchResult
 from rayir.resources import default_model_path
 from rayir.serve.coordinator import Searcher
+from rayir.serve.results import SearchResult
 
 
 def timed(fn):
@@ -55,8 +55,15 @@ def shard_table(directory: Path) -> pa.Table:
 def dense_section(args, work: Path, queries) -> list[tuple]:
     embeddings = Path(args.dense_embeddings) if args.dense_embeddings else work / "dense"
     if not args.dense_embeddings:
-        encode_corpus(args.model, args.corpus, embeddings, docs_per_shard=256, num_encoders=2, threads_per_encoder=1,
-                      precision="bfloat16")
+        encode_corpus(
+            args.model,
+            args.corpus,
+            embeddings,
+            docs_per_shard=256,
+            num_encoders=2,
+            threads_per_encoder=1,
+            precision="bfloat16",
+        )
     table = shard_table(embeddings)
     matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
     module = BiEncoderModule(args.model)
@@ -66,8 +73,9 @@ def dense_section(args, work: Path, queries) -> list[tuple]:
     faiss.omp_set_num_threads(1)
     flat = faiss.IndexFlatIP(matrix.shape[1])
     flat.add(matrix)
+
     def faiss_run():
-        return [flat.search(query_vectors[i:i + bs], k) for i in range(0, len(texts), bs)]
+        return [flat.search(query_vectors[i : i + bs], k) for i in range(0, len(texts), bs)]
 
     searchers = {}
     for shards in (1, 2, 4):
@@ -78,7 +86,7 @@ def dense_section(args, work: Path, queries) -> list[tuple]:
     shard = load_shard(work / "dense-idx1" / "shard-0000")
 
     def shard_run():
-        return [shard.search(QueryBatch(vectors=query_vectors[i:i + bs]), k) for i in range(0, len(texts), bs)]
+        return [shard.search(QueryBatch(vectors=query_vectors[i : i + bs]), k) for i in range(0, len(texts), bs)]
 
     best = {"faiss": float("inf"), "shard": float("inf"), **{shards: float("inf") for shards in searchers}}
     for _ in range(args.dense_repeats):  # alternating, best of each: this machine's timings are noisy
@@ -86,15 +94,24 @@ def dense_section(args, work: Path, queries) -> list[tuple]:
         best["shard"] = min(best["shard"], timed(shard_run)[1])
         for shards, searcher in searchers.items():
             # The coordinator's own path: batches pipelined to the shards (Searcher.search uses it too).
-            seconds = timed(lambda: list(searcher.search_batches(
-                (QueryBatch(vectors=query_vectors[i:i + bs]) for i in range(0, len(texts), bs)), k)))[1]
+            seconds = timed(
+                lambda: list(
+                    searcher.search_batches(
+                        (QueryBatch(vectors=query_vectors[i : i + bs]) for i in range(0, len(texts), bs)), k
+                    )
+                )
+            )[1]
             best[shards] = min(best[shards], seconds)
     for searcher in searchers.values():
         searcher.close()
-    rows = [("Faiss IndexFlatIP, in-process", len(texts) / best["faiss"], 1.0),
-            ("rayir Flat shard, in-process (no Ray)", len(texts) / best["shard"], best["faiss"] / best["shard"])]
-    rows += [(f"rayir coordinator, {shards} shard actor(s)", len(texts) / best[shards], best["faiss"] / best[shards])
-             for shards in searchers]
+    rows = [
+        ("Faiss IndexFlatIP, in-process", len(texts) / best["faiss"], 1.0),
+        ("rayir Flat shard, in-process (no Ray)", len(texts) / best["shard"], best["faiss"] / best["shard"]),
+    ]
+    rows += [
+        (f"rayir coordinator, {shards} shard actor(s)", len(texts) / best[shards], best["faiss"] / best[shards])
+        for shards in searchers
+    ]
     return rows
 
 
@@ -113,7 +130,9 @@ def bm25_section(args, work: Path, queries, qrels) -> list[tuple]:
         retriever.index(corpus_tokens, show_progress=False)
         query_tokens = bm25s.tokenize([q.text for q in queries], stopwords="en", stemmer=stemmer, show_progress=False)
         results, scores = retriever.retrieve(query_tokens, k=100, show_progress=False, n_threads=1)
-        return {q.query_id: {docs[j].doc_id: float(s) for j, s in zip(r, sc)} for q, r, sc in zip(queries, results, scores)}
+        return {
+            q.query_id: {docs[j].doc_id: float(s) for j, s in zip(r, sc)} for q, r, sc in zip(queries, results, scores)
+        }
 
     def run_rayir(in_process: bool):
         name = "bm25-local" if in_process else "bm25"
@@ -129,20 +148,31 @@ def bm25_section(args, work: Path, queries, qrels) -> list[tuple]:
         local_run, seconds = timed(lambda: run_rayir(True))
         local_seconds = min(local_seconds, seconds)
     ray_run, ray_seconds = timed(lambda: run_rayir(False))
-    ndcg = {name: evaluate(run, qrels, ["nDCG@10"]).mean["nDCG@10"]
-            for name, run in (("peer", peer_run), ("local", local_run), ("ray", ray_run))}
+    ndcg = {
+        name: evaluate(run, qrels, ["nDCG@10"]).mean["nDCG@10"]
+        for name, run in (("peer", peer_run), ("local", local_run), ("ray", ray_run))
+    }
     assert local_run == ray_run, "in-process and Ray runs differ"
-    return [("bm25s (tokenise + index + retrieve)", peer_seconds, 1.0, ndcg["peer"]),
-            ("rayir in process (encode + build + search)", local_seconds, peer_seconds / local_seconds, ndcg["local"]),
-            ("rayir on Ray (Data encoders, task, actors)", ray_seconds, peer_seconds / ray_seconds, ndcg["ray"])]
+    return [
+        ("bm25s (tokenise + index + retrieve)", peer_seconds, 1.0, ndcg["peer"]),
+        ("rayir in process (encode + build + search)", local_seconds, peer_seconds / local_seconds, ndcg["local"]),
+        ("rayir on Ray (Data encoders, task, actors)", ray_seconds, peer_seconds / ray_seconds, ndcg["ray"]),
+    ]
 
 
 def splade_section(args, work: Path, queries) -> list[tuple]:
     embeddings = Path(args.splade_embeddings) if args.splade_embeddings else work / "splade"
     if not args.splade_embeddings:
-        encode_corpus(args.splade, args.corpus, embeddings, docs_per_shard=1024, num_encoders=2,
-                      threads_per_encoder=1, model_config={"doc_max_length": 256, "query_max_length": 256},
-                      overwrite=True)
+        encode_corpus(
+            args.splade,
+            args.corpus,
+            embeddings,
+            docs_per_shard=1024,
+            num_encoders=2,
+            threads_per_encoder=1,
+            model_config={"doc_max_length": 256, "query_max_length": 256},
+            overwrite=True,
+        )
     build_index(embeddings, work / "splade-idx", overwrite=True)
     table = shard_table(embeddings)
     doc_ids = table.column("doc_id").to_pylist()
@@ -153,14 +183,18 @@ def splade_section(args, work: Path, queries) -> list[tuple]:
     terms = table.column("terms").combine_chunks()
     weights = table.column("weights").combine_chunks()
     crow = torch.from_numpy(terms.offsets.to_numpy().astype(np.int64))
-    docs_csr = torch.sparse_csr_tensor(crow, torch.from_numpy(terms.flatten().to_numpy().astype(np.int64)),
-                                       torch.from_numpy(weights.flatten().to_numpy()), size=(len(doc_ids), vocab))
+    docs_csr = torch.sparse_csr_tensor(
+        crow,
+        torch.from_numpy(terms.flatten().to_numpy().astype(np.int64)),
+        torch.from_numpy(weights.flatten().to_numpy()),
+        size=(len(doc_ids), vocab),
+    )
     k, bs = 10, args.batch_size
 
     def torch_search():
         tops = []
         for i in range(0, len(texts), bs):
-            scores = (docs_csr @ query_dense[i:i + bs].T).T  # (B, N): every document scored
+            scores = (docs_csr @ query_dense[i : i + bs].T).T  # (B, N): every document scored
             tops.extend(torch.topk(scores, k, dim=1).indices.tolist())
         return [[doc_ids[j] for j in row] for row in tops]
 
@@ -173,7 +207,7 @@ def splade_section(args, work: Path, queries) -> list[tuple]:
         found = []
         for i in range(0, len(texts), bs):
             hits = shard.search(batch.rows(i, i + bs), k)
-            found.extend(SearchResult(texts[i:i + bs], hits, doc_table).doc_ids)
+            found.extend(SearchResult(texts[i : i + bs], hits, doc_table).doc_ids)
         return found
 
     torch.set_num_threads(1)
@@ -181,16 +215,24 @@ def splade_section(args, work: Path, queries) -> list[tuple]:
     peer, peer_seconds = timed(torch_search)
     ours, our_seconds = timed(rayir_search)
     same = sum(a == b for a, b in zip(peer, ours))
-    return [("torch sparse CSR matmul, all documents", len(texts) / peer_seconds, 1.0, ""),
-            ("rayir inverted index shard", len(texts) / our_seconds, peer_seconds / our_seconds,
-             f"{same}/{len(texts)} identical top-10")]
+    return [
+        ("torch sparse CSR matmul, all documents", len(texts) / peer_seconds, 1.0, ""),
+        (
+            "rayir inverted index shard",
+            len(texts) / our_seconds,
+            peer_seconds / our_seconds,
+            f"{same}/{len(texts)} identical top-10",
+        ),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="../shared/data/scifact")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--dense-embeddings", default=None, help="an encode_corpus output of --model (else encoded, bf16)")
+    parser.add_argument(
+        "--dense-embeddings", default=None, help="an encode_corpus output of --model (else encoded, bf16)"
+    )
     parser.add_argument("--splade", default="../shared/models/splade-tiny")
     parser.add_argument("--splade-embeddings", default=None, help="an encode_corpus output of --splade (else encoded)")
     parser.add_argument("--k", type=int, default=100)
@@ -208,15 +250,19 @@ def main() -> None:
     sections = args.sections.split(",")
     if "dense" in sections:
         rows = dense_section(args, work, queries)
-        print(f"\nDense search, {len(queries) * args.repeat} queries, k={args.k}, batches of {args.batch_size}, "
-              f"best of {args.dense_repeats}")
+        print(
+            f"\nDense search, {len(queries) * args.repeat} queries, k={args.k}, batches of {args.batch_size}, "
+            f"best of {args.dense_repeats}"
+        )
         print(f"{'searcher':<40} {'queries/s':>10} {'vs Faiss':>9}")
         for name, qps, ratio in rows:
             print(f"{name:<40} {qps:>10.1f} {ratio:>8.2f}x")
     if "bm25" in sections:
         rows = bm25_section(args, work, queries, qrels)
-        print(f"\nBM25 on {args.corpus}: index + search of {len(queries)} queries (k1=0.9, b=0.4); "
-              f"best of {args.bm25_repeats} (Ray: one run)")
+        print(
+            f"\nBM25 on {args.corpus}: index + search of {len(queries)} queries (k1=0.9, b=0.4); "
+            f"best of {args.bm25_repeats} (Ray: one run)"
+        )
         print(f"{'system':<46} {'seconds':>8} {'speed vs bm25s':>15} {'nDCG@10':>8}")
         for name, seconds, ratio, score in rows:
             print(f"{name:<46} {seconds:>8.2f} {ratio:>14.2f}x {score:>8.4f}")

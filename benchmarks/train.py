@@ -47,8 +47,9 @@ class StepClock(lightning.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if trainer.global_rank == 0 and self.start is not None:
-            Path(self.path).write_text(json.dumps({"seconds": time.perf_counter() - self.start,
-                                                   "samples": self.samples}))
+            Path(self.path).write_text(
+                json.dumps({"seconds": time.perf_counter() - self.start, "samples": self.samples})
+            )
 
 
 def plain_lightning(model: str, data: TrainingData, opt: Optimization, clock: StepClock, threads: int) -> None:
@@ -56,9 +57,18 @@ def plain_lightning(model: str, data: TrainingData, opt: Optimization, clock: St
     lightning.seed_everything(opt.seed, verbose=False)
     module = BiEncoderModule(model, doc_max_length=256).configure_training([InBatchCrossEntropy(0.05)], lr=opt.lr)
     datamodule = RankDataModule(train=data.build, batch_size=opt.batch_size, seed=opt.seed)
-    trainer = lightning.Trainer(max_steps=opt.max_steps, accelerator="cpu", devices=1, precision=opt.precision,
-                                callbacks=[clock], logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = lightning.Trainer(
+        max_steps=opt.max_steps,
+        accelerator="cpu",
+        devices=1,
+        precision=opt.precision,
+        callbacks=[clock],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=datamodule)
 
 
@@ -75,12 +85,23 @@ def main() -> None:
 
     cpus = os.cpu_count() or 2
     model = default_model_path()
-    data = TrainingData(queries=args.data, corpus=args.data, split="train", qrels=args.data, run=args.run,
-                        num_negatives=args.negatives if args.run else 0, depth=30)
+    data = TrainingData(
+        queries=args.data,
+        corpus=args.data,
+        split="train",
+        qrels=args.data,
+        run=args.run,
+        num_negatives=args.negatives if args.run else 0,
+        depth=30,
+    )
     ray.init(num_cpus=cpus, include_dashboard=False, logging_level="WARNING")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, workers in (("plain Lightning (1 process)", 0), ("Ray Train, 1 worker", 1), ("Ray Train, 2 workers", 2)):
+        for name, workers in (
+            ("plain Lightning (1 process)", 0),
+            ("Ray Train, 1 worker", 1),
+            ("Ray Train, 2 workers", 2),
+        ):
             clock = StepClock(f"{tmp}/{workers}.json", args.warmup)
             batch = args.batch_size // max(workers, 1)
             opt = Optimization(batch_size=batch, max_steps=args.steps, precision=args.precision, lr=2e-5)
@@ -88,15 +109,24 @@ def main() -> None:
             if workers == 0:
                 plain_lightning(model, data, opt, clock, cpus)
             else:
-                fit(model, f"{tmp}/out{workers}", data, [InBatchCrossEntropy(0.05)], optimization=opt,
+                fit(
+                    model,
+                    f"{tmp}/out{workers}",
+                    data,
+                    [InBatchCrossEntropy(0.05)],
+                    optimization=opt,
                     scaling=Scaling(num_workers=workers, cpus_per_worker=cpus // workers, max_failures=0),
-                    model_config={"doc_max_length": 256}, callbacks=[clock])
+                    model_config={"doc_max_length": 256},
+                    callbacks=[clock],
+                )
             wall = time.perf_counter() - start
             steady = json.loads(Path(clock.path).read_text())
             rows.append((name, steady["samples"] / steady["seconds"], args.steps * args.batch_size / wall))
     base_steady, base_wall = rows[0][1], rows[0][2]
-    print(f"\nMiniLM, in-batch CE + {data.num_negatives} hard negatives, global batch {args.batch_size}, "
-          f"{args.steps} steps, {args.precision}, {cpus} CPUs")
+    print(
+        f"\nMiniLM, in-batch CE + {data.num_negatives} hard negatives, global batch {args.batch_size}, "
+        f"{args.steps} steps, {args.precision}, {cpus} CPUs"
+    )
     print("| setup | steady samples/s | vs plain | end-to-end samples/s | vs plain |")
     print("|---|---|---|---|---|")
     for name, steady, wall in rows:

@@ -1,6 +1,6 @@
 """Score a TREC run with ir_measures (= ``rayir evaluate``).
 
-    python jobs/evaluate.py --run outputs/scifact/test.run --qrels data/scifact --split test
+python jobs/evaluate.py --run outputs/scifact/test.run --qrels data/scifact --split test
 """
 
 import _path  # noqa: F401 - makes the submitted working directory's rayir importable

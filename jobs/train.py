@@ -1,7 +1,7 @@
 """Fine-tune a bi- or cross-encoder on Ray Train (= ``rayir fit``).
 
-    python jobs/train.py --config configs/fit/minilm-scifact.yaml
-    ray job submit --working-dir . -- python jobs/train.py --config configs/fit/minilm-scifact.yaml
+python jobs/train.py --config configs/fit/minilm-scifact.yaml
+ray job submit --working-dir . -- python jobs/train.py --config configs/fit/minilm-scifact.yaml
 """
 
 import _path  # noqa: F401 - makes the submitted working directory's rayir importable

@@ -38,13 +38,20 @@ class Executor(Protocol):
     in_process: bool
     retryable_errors: tuple[type[BaseException], ...]
 
-    def map_tasks(self, fn: Callable[..., Any], jobs: Sequence[tuple], num_cpus: float = 1,
-                  max_retries: int = 2) -> list[Any]: ...
+    def map_tasks(
+        self, fn: Callable[..., Any], jobs: Sequence[tuple], num_cpus: float = 1, max_retries: int = 2
+    ) -> list[Any]: ...
 
     def put(self, value: Any) -> Any: ...
 
-    def actors(self, cls: type, args_list: Sequence[tuple], num_cpus: float = 0,
-               resources: dict[str, float] | None = None, max_restarts: int = 0) -> list[Any]: ...
+    def actors(
+        self,
+        cls: type,
+        args_list: Sequence[tuple],
+        num_cpus: float = 0,
+        resources: dict[str, float] | None = None,
+        max_restarts: int = 0,
+    ) -> list[Any]: ...
 
     def call(self, actor: Any, method: str, *args: Any) -> Any: ...
 
@@ -56,8 +63,16 @@ class Executor(Protocol):
 
     def read_parquet(self, paths: list[str]) -> Any: ...
 
-    def map_batches(self, data: Any, cls: type, kwargs: dict[str, Any], pool: Pool, batch_size: int | None = None,
-                    batch_format: BatchFormat = "numpy", materialize: bool = False) -> Any: ...
+    def map_batches(
+        self,
+        data: Any,
+        cls: type,
+        kwargs: dict[str, Any],
+        pool: Pool,
+        batch_size: int | None = None,
+        batch_format: BatchFormat = "numpy",
+        materialize: bool = False,
+    ) -> Any: ...
 
     def group_map(self, data: Any, key: str, fn: Callable[[pa.Table], pa.Table]) -> Any: ...
 
@@ -90,8 +105,12 @@ def _to_format(table: pa.Table, batch_format: BatchFormat) -> Any:
 def _to_table(batch: Any) -> pa.Table:
     if isinstance(batch, pa.Table):
         return batch
-    return pa.table({name: pa.array(list(values) if np.asarray(values).dtype == object else values)
-                     for name, values in batch.items()})
+    return pa.table(
+        {
+            name: pa.array(list(values) if np.asarray(values).dtype == object else values)
+            for name, values in batch.items()
+        }
+    )
 
 
 class LocalExecutor:
@@ -128,8 +147,9 @@ class LocalExecutor:
 
         return [pq.read_table(path) for path in paths]
 
-    def map_batches(self, data, cls, kwargs, pool, batch_size=None, batch_format="numpy",
-                    materialize=False) -> Iterator[pa.Table] | list[pa.Table]:
+    def map_batches(
+        self, data, cls, kwargs, pool, batch_size=None, batch_format="numpy", materialize=False
+    ) -> Iterator[pa.Table] | list[pa.Table]:
         if pool.size != 1:
             raise ValueError(f"in_process runs one worker in this process; a pool of {pool.size} does not apply")
 
@@ -215,8 +235,12 @@ class RayExecutor:
 
     def map_batches(self, data, cls, kwargs, pool, batch_size=None, batch_format="numpy", materialize=False) -> Any:
         mapped = data.map_batches(
-            cls, fn_constructor_kwargs=kwargs, batch_size=batch_size, batch_format=batch_format,
-            compute=self._ray.data.ActorPoolStrategy(size=pool.size), num_cpus=pool.num_cpus,
+            cls,
+            fn_constructor_kwargs=kwargs,
+            batch_size=batch_size,
+            batch_format=batch_format,
+            compute=self._ray.data.ActorPoolStrategy(size=pool.size),
+            num_cpus=pool.num_cpus,
             num_gpus=pool.num_gpus or None,
         )
         return mapped.materialize() if materialize else mapped

@@ -8,38 +8,10 @@ of the global batch (all workers), with ``in_batch_targets`` the column of each 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class LossInputs:
-    scores: torch.Tensor
-    targets: torch.Tensor
-    in_batch_scores: torch.Tensor | None = None
-    in_batch_targets: torch.Tensor | None = None
-    query_vectors: torch.Tensor | None = None
-    doc_vectors: torch.Tensor | None = None
-    sparse: bool = False
-
-
-class Loss:
-    """Base class; ``weight`` scales the loss in the module's sum."""
-
-    needs_in_batch = False
-    needs_sparse = False
-
-    def __init__(self, weight: float = 1.0) -> None:
-        self.weight = weight
-
-    def __call__(self, inputs: LossInputs) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({fields})"
+from .loss_base import Loss, LossInputs
 
 
 def _positive_column(targets: torch.Tensor) -> torch.Tensor:

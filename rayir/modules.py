@@ -21,6 +21,7 @@ from .data.datamodule import RankBatch
 from .losses import Loss, LossInputs, total_loss
 from .models.bi_encoder import BiEncoderModel, Embeddings
 from .models.cross_encoder import CrossEncoderModel
+from .models.gather import gather_embeddings, gather_objects
 from .models.loaders import load_bi_encoder, load_cross_encoder
 from .models.tokenization import BiEncoderTokenizer, CrossEncoderTokenizer
 
@@ -138,8 +139,10 @@ class _ScoringModule(lightning.LightningModule):
         for name, param in self.model.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.lr)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = self.warmup_steps
 
@@ -168,7 +171,6 @@ class _ScoringModule(lightning.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         from .evaluate import evaluate
-        from .train.distributed import gather_objects
 
         run, qrels = {}, {}
         for worker_run, worker_qrels in gather_objects((self._validation_run, self._validation_qrels)):
@@ -222,7 +224,6 @@ class BiEncoderModule(_ScoringModule):
                 raise ValueError(f"{type(loss).__name__} needs a sparse model; this one is {self.config.mode}")
 
     def loss_inputs(self, batch: RankBatch) -> LossInputs:
-        from .train.distributed import gather_embeddings
 
         targets = batch.targets.to(self.device)
         size, per_query = targets.shape
@@ -235,8 +236,15 @@ class BiEncoderModule(_ScoringModule):
             in_batch_scores = self.model.score_matrix(queries, all_docs)
             in_batch_targets = offset + torch.arange(size, device=self.device) * per_query + targets.argmax(dim=1)
         sparse = self.config.mode == "sparse"
-        return LossInputs(scores, targets, in_batch_scores, in_batch_targets,
-                          queries.vectors if sparse else None, docs.vectors if sparse else None, sparse)
+        return LossInputs(
+            scores,
+            targets,
+            in_batch_scores,
+            in_batch_targets,
+            queries.vectors if sparse else None,
+            docs.vectors if sparse else None,
+            sparse,
+        )
 
 
 class CrossEncoderModule(_ScoringModule):

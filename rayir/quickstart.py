@@ -33,8 +33,15 @@ def main(
         k: Documents per query in the run.
     """
     out = Path(output)
-    index(collection, str(out), model=model or default_model_path(), num_shards=num_shards,
-          encoding=EncodingOptions(docs_per_shard=10), overwrite=True)
-    summary = search(str(out / "index"), collection, str(out / f"{split}.run"), k=k, split=split,
-                     qrels=collection, measures=measures)
+    index(
+        collection,
+        str(out),
+        model=model or default_model_path(),
+        num_shards=num_shards,
+        encoding=EncodingOptions(docs_per_shard=10),
+        overwrite=True,
+    )
+    summary = search(
+        str(out / "index"), collection, str(out / f"{split}.run"), k=k, split=split, qrels=collection, measures=measures
+    )
     return {m: summary[m] for m in summary if m not in {"stage", "run", "queries", "k", "shard_retries"}}

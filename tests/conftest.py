@@ -41,7 +41,11 @@ def tiny_bert_config(**kwargs):
     from transformers import BertConfig
 
     settings = dict(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
         max_position_embeddings=128,
     )
     settings.update(kwargs)

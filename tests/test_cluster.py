@@ -13,7 +13,6 @@ import ray
 import yaml
 
 from rayir.cli import main
-
 from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rayir import BiEncoderConfig, CrossEncoderConfig, BiEncoderModule
+from rayir import BiEncoderConfig, BiEncoderModule, CrossEncoderConfig
 from tests.conftest import tiny_bert_config
 
 

@@ -43,11 +43,15 @@ def test_config_parses_with_its_stage(path, capsys, monkeypatch):
 def carried_through(written, resolved) -> bool:
     """``written`` appears inside ``resolved`` (which adds defaults, e.g. a loss's other init_args)."""
     if isinstance(written, dict):
-        return isinstance(resolved, dict) and all(k in resolved and carried_through(v, resolved[k])
-                                                  for k, v in written.items())
+        return isinstance(resolved, dict) and all(
+            k in resolved and carried_through(v, resolved[k]) for k, v in written.items()
+        )
     if isinstance(written, list):
-        return isinstance(resolved, list) and len(written) == len(resolved) and all(
-            carried_through(w, r) for w, r in zip(written, resolved))
+        return (
+            isinstance(resolved, list)
+            and len(written) == len(resolved)
+            and all(carried_through(w, r) for w, r in zip(written, resolved))
+        )
     return written == resolved
 
 
@@ -67,23 +71,50 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
     config = {path.relative_to(ROOT / "configs").as_posix(): str(path) for path in SMOKE if path.parent.name != "fit"}
     out = tmp_path
 
-    indexed = run_cli(capsys, "index", "--config", config.pop("index/sample-minilm.yaml"), "--output", str(out / "minilm"))
+    indexed = run_cli(
+        capsys, "index", "--config", config.pop("index/sample-minilm.yaml"), "--output", str(out / "minilm")
+    )
     assert indexed["documents"] == 30 and indexed["shards"] == 2
-    searched = run_cli(capsys, "search", "--config", config.pop("search/sample.yaml"),
-                       "--index", str(out / "minilm/index"), "--output", str(out / "test.run"))
+    searched = run_cli(
+        capsys,
+        "search",
+        "--config",
+        config.pop("search/sample.yaml"),
+        "--index",
+        str(out / "minilm/index"),
+        "--output",
+        str(out / "test.run"),
+    )
     first = read_run(out / "test.run")
     assert len(first) == 8 and all(len(docs) == 10 for docs in first.values())
-    assert searched["nDCG@10"] == pytest.approx(evaluate(first, ROOT / "rayir/resources/sample", ["nDCG@10"],
-                                                         split="test").mean["nDCG@10"], abs=1e-6)
+    assert searched["nDCG@10"] == pytest.approx(
+        evaluate(first, ROOT / "rayir/resources/sample", ["nDCG@10"], split="test").mean["nDCG@10"], abs=1e-6
+    )
 
-    reranked = run_cli(capsys, "re_rank", "--config", config.pop("re_rank/sample-minilm.yaml"),
-                       "--run", str(out / "test.run"), "--output", str(out / "rerank.run"))
+    reranked = run_cli(
+        capsys,
+        "re_rank",
+        "--config",
+        config.pop("re_rank/sample-minilm.yaml"),
+        "--run",
+        str(out / "test.run"),
+        "--output",
+        str(out / "rerank.run"),
+    )
     again = read_run(out / "rerank.run")
     assert {q: list(d) for q, d in again.items()} == {q: list(d) for q, d in first.items()}
     assert reranked["nDCG@10"] == pytest.approx(searched["nDCG@10"], abs=1e-6)  # the same model re-scores
 
-    metrics = run_cli(capsys, "evaluate", "--config", config.pop("evaluate/sample.yaml"),
-                      "--run", str(out / "rerank.run"), "--output", str(out / "metrics.json"))
+    metrics = run_cli(
+        capsys,
+        "evaluate",
+        "--config",
+        config.pop("evaluate/sample.yaml"),
+        "--run",
+        str(out / "rerank.run"),
+        "--output",
+        str(out / "metrics.json"),
+    )
     saved = json.loads((out / "metrics.json").read_text())
     assert metrics["nDCG@10"] == pytest.approx(reranked["nDCG@10"], abs=1e-6)
     assert saved["mean"]["nDCG@10"] == pytest.approx(metrics["nDCG@10"], abs=1e-6)
@@ -91,8 +122,9 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
 
     bm25 = run_cli(capsys, "index", "--config", config.pop("index/sample-bm25.yaml"), "--output", str(out / "bm25"))
     assert bm25["documents"] == 30 and bm25["factory"] == "inverted"
-    encoded = run_cli(capsys, "encode", "--config", config.pop("encode/sample-minilm.yaml"),
-                      "--output", str(out / "embeddings"))
+    encoded = run_cli(
+        capsys, "encode", "--config", config.pop("encode/sample-minilm.yaml"), "--output", str(out / "embeddings")
+    )
     assert encoded["documents"] == 30 and encoded["mode"] == "dense"
     assert not config, f"smoke configs not run: {sorted(config)}"
 
@@ -107,6 +139,16 @@ def test_fit_smoke_config_trains_a_checkpoint_that_search_stages_load(ray_sessio
     module = BiEncoderModule(summary["checkpoint"])
     scores = module.score("coffee and health", ["Coffee intake and heart disease.", "Volcanoes erupt."]).scores
     assert scores[0] > scores[1]
-    indexed = run_cli(capsys, "index", "--corpus", "rayir/resources/sample", "--model", summary["checkpoint"],
-                      "--output", str(tmp_path / "index"), "--encoding.docs_per_shard", "16")
+    indexed = run_cli(
+        capsys,
+        "index",
+        "--corpus",
+        "rayir/resources/sample",
+        "--model",
+        summary["checkpoint"],
+        "--output",
+        str(tmp_path / "index"),
+        "--encoding.docs_per_shard",
+        "16",
+    )
     assert indexed["documents"] == 30

@@ -31,9 +31,14 @@ def reference_docs(collection):
 
 @pytest.mark.parametrize("kind", ["dense", "multi_vector", "sparse"])
 def test_encoding_matches_single_process(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir, tmp_path):
-    model, overrides = {"dense": (tiny_bert_dir, {}), "multi_vector": (tiny_bert_dir, MULTI),
-                        "sparse": (tiny_mlm_dir, {})}[kind]
-    result = encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, model_config=overrides)
+    model, overrides = {
+        "dense": (tiny_bert_dir, {}),
+        "multi_vector": (tiny_bert_dir, MULTI),
+        "sparse": (tiny_mlm_dir, {}),
+    }[kind]
+    result = encode_corpus(
+        str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, model_config=overrides
+    )
     assert result.documents == 30 and len(result.manifest["shards"]) == 5
     assert not (tmp_path / "enc" / "staging").exists()
     verify_manifest(tmp_path / "enc")
@@ -48,11 +53,15 @@ def test_encoding_matches_single_process(kind, ray_session, sample_collection, t
         np.testing.assert_allclose(got, expected.vectors.numpy(), atol=1e-5)
     elif kind == "sparse":
         dense = torch.zeros_like(expected.vectors)
-        for row, (terms, weights) in enumerate(zip(table.column("terms").to_pylist(), table.column("weights").to_pylist())):
+        for row, (terms, weights) in enumerate(
+            zip(table.column("terms").to_pylist(), table.column("weights").to_pylist())
+        ):
             dense[row, terms] = torch.tensor(weights)
         assert (dense - expected.vectors).abs().max() <= 1e-5
     else:
-        for row, (count, flat) in enumerate(zip(table.column("num_tokens").to_pylist(), table.column("token_embeddings").to_pylist())):
+        for row, (count, flat) in enumerate(
+            zip(table.column("num_tokens").to_pylist(), table.column("token_embeddings").to_pylist())
+        ):
             want = expected.vectors[row][expected.mask[row]].numpy()
             assert count == len(want)
             np.testing.assert_allclose(np.asarray(flat, dtype=np.float32).reshape(count, -1), want, atol=1e-5)
@@ -82,8 +91,15 @@ def flaky(marker: Path) -> type:
 def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_collection, tiny_bert_dir, tmp_path):
     out = tmp_path / "enc"
     with pytest.raises(RuntimeError, match="run the same command again to resume"):
-        encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2, retries=0,
-                      chunk_encoder=flaky(tmp_path / "marker"))
+        encode_corpus(
+            str(tiny_bert_dir),
+            sample_collection,
+            out,
+            docs_per_shard=4,
+            batch_size=2,
+            retries=0,
+            chunk_encoder=flaky(tmp_path / "marker"),
+        )
     finished_before = sorted(p.name for p in (out / "embeddings").glob("part-*.parquet"))
     assert len(finished_before) < 8 and not (out / "manifest.json").exists()
 
@@ -97,8 +113,15 @@ def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_coll
 
 
 def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tmp_path):
-    result = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=4, batch_size=2,
-                           retries=1, chunk_encoder=flaky(tmp_path / "marker"))
+    result = encode_corpus(
+        str(tiny_bert_dir),
+        sample_collection,
+        tmp_path / "enc",
+        docs_per_shard=4,
+        batch_size=2,
+        retries=1,
+        chunk_encoder=flaky(tmp_path / "marker"),
+    )
     assert (tmp_path / "marker").exists()
     ids, _ = reference_docs(sample_collection)
     assert shard_table(tmp_path / "enc").column("doc_id").to_pylist() == ids
@@ -108,9 +131,17 @@ def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tm
 def test_changed_settings_do_not_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
     encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
     with pytest.raises(ValueError, match="other settings"):
-        encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"})
-    redone = encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"},
-                           overwrite=True)
+        encode_corpus(
+            str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"}
+        )
+    redone = encode_corpus(
+        str(tiny_bert_dir),
+        sample_collection,
+        tmp_path / "enc",
+        docs_per_shard=10,
+        model_config={"pooling": "max"},
+        overwrite=True,
+    )
     assert redone.manifest["model_config"]["pooling"] == "max"
 
 

@@ -18,8 +18,15 @@ from rayir.serve.results import SearchResult
 K = 10
 SETTINGS = {
     "dense": {"similarity": "cosine"},
-    "multi_vector": {"mode": "multi_vector", "pooling": None, "embedding_dim": 8, "normalize": True,
-                     "query_expansion": True, "query_max_length": 12, "doc_max_length": 48},
+    "multi_vector": {
+        "mode": "multi_vector",
+        "pooling": None,
+        "embedding_dim": 8,
+        "normalize": True,
+        "query_expansion": True,
+        "query_max_length": 12,
+        "doc_max_length": 48,
+    },
     "sparse": {},
 }
 
@@ -55,14 +62,17 @@ def brute_force(scores: np.ndarray, doc_ids: list[str], k=K):
 
 
 @pytest.mark.parametrize("kind", ["dense", "multi_vector", "sparse"])
-def test_sharded_search_equals_brute_force(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir,
-                                           texts, tmp_path):
+def test_sharded_search_equals_brute_force(
+    kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir, texts, tmp_path
+):
     model = tiny_mlm_dir if kind == "sparse" else tiny_bert_dir
     doc_ids, doc_texts, query_texts = texts
     encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, model_config=SETTINGS[kind])
     module = BiEncoderModule(model, **SETTINGS[kind])
     q = module.encode_queries(query_texts)
-    expected_ids, expected_scores = brute_force(module.model.score_matrix(q, module.encode_docs(doc_texts)).numpy(), doc_ids)
+    expected_ids, expected_scores = brute_force(
+        module.model.score_matrix(q, module.encode_docs(doc_texts)).numpy(), doc_ids
+    )
     batch = QueryBatch.from_dense(q.vectors.numpy(), module.config.mode, None if q.mask is None else q.mask.numpy())
     for shards in (1, 3):
         manifest = build_index(tmp_path / "enc", tmp_path / f"idx{shards}", num_shards=shards)
@@ -85,7 +95,9 @@ def test_bm25_index_equals_reference_scores(ray_session, sample_collection, text
     scores = np.asarray([[model.score(q, d) for d in doc_texts] for q in query_texts])
     expected_ids, expected_scores = brute_force(scores, doc_ids)
     manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=2)
-    hits = search_all(tmp_path / "idx", manifest, QueryBatch.from_sparse_rows([model.encode_query(q) for q in query_texts]))
+    hits = search_all(
+        tmp_path / "idx", manifest, QueryBatch.from_sparse_rows([model.encode_query(q) for q in query_texts])
+    )
     for got_ids, got_scores, want_ids, want_scores in zip(hits.doc_ids, hits.scores, expected_ids, expected_scores):
         positive = [d for d, s in zip(want_ids, want_scores) if s > 0]
         assert got_ids == positive
@@ -129,8 +141,13 @@ def test_bm25_analyzer_equals_a_plain_regex_reference(sample_collection):
         return stemmer.stemWords([w for w in words if w not in STOPWORDS])
 
     texts = [d.text for d in read_docs(sample_collection)] + [
-        "", "The THE the", "John's car; JOHN'S cars' x's_y it's", "Café naïve ΑΒΓ straße 12ab_3 — dash", "a\tb\nc",
-        "ﬁne ligature İstanbul", "under_score __ 42",
+        "",
+        "The THE the",
+        "John's car; JOHN'S cars' x's_y it's",
+        "Café naïve ΑΒΓ straße 12ab_3 — dash",
+        "a\tb\nc",
+        "ﬁne ligature İstanbul",
+        "under_score __ 42",
     ]
     analyze = Analyzer()
     for text in texts:
@@ -143,7 +160,9 @@ def test_bm25_analyzer_equals_a_plain_regex_reference(sample_collection):
 
 
 @pytest.mark.parametrize("factory", ["IVF4,Flat", "HNSW16", "PQ4x4", "IVF2,PQ4x4"])
-def test_approximate_factories_build_and_search(factory, ray_session, sample_collection, tiny_bert_dir, texts, tmp_path):
+def test_approximate_factories_build_and_search(
+    factory, ray_session, sample_collection, tiny_bert_dir, texts, tmp_path
+):
     _, _, query_texts = texts
     encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
     manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=1, factory=factory)
@@ -175,7 +194,9 @@ def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_pat
     rng = np.random.default_rng(7)
     num_docs, vocab, k = 300, 40, 10
     density = np.linspace(0.02, 0.4, vocab)  # term document frequencies on both sides of the dense cut
-    dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(np.float32)
+    dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(
+        np.float32
+    )
     doc_ids = [f"d{rng.permutation(num_docs)[i]:04d}-{i}" for i in range(num_docs)]  # id order != position order
     rows, terms = np.nonzero(dense_docs)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
@@ -186,8 +207,11 @@ def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_pat
     dense_queries = np.where(rng.random((50, vocab)) < 0.1, rng.integers(1, 3, (50, vocab)), 0).astype(np.float32)
     dense_queries[0] = 0  # a query with no terms: no hits
     q_rows, q_terms = np.nonzero(dense_queries)
-    batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=50))]),
-                       terms=q_terms.astype(np.int32), weights=dense_queries[q_rows, q_terms])
+    batch = QueryBatch(
+        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=50))]),
+        terms=q_terms.astype(np.int32),
+        weights=dense_queries[q_rows, q_terms],
+    )
     hits = as_ids(shard.search(batch, k), table)
     scores = dense_queries @ dense_docs.T
     expected_ids, expected_scores = brute_force(scores, doc_ids, k)
@@ -213,11 +237,16 @@ def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):
     rows, terms = np.nonzero(docs)
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
     ordinals, _ = in_id_order([f"d{i}" for i in range(num_docs)])
-    build_sparse_shard(indptr, terms, docs[rows, terms], [f"d{i}" for i in range(num_docs)], ordinals, tmp_path / "s", vocab)
+    build_sparse_shard(
+        indptr, terms, docs[rows, terms], [f"d{i}" for i in range(num_docs)], ordinals, tmp_path / "s", vocab
+    )
     queries = np.where(rng.random((40, vocab)) < 0.3, rng.random((40, vocab)), 0).astype(np.float32)
     q_rows, q_terms = np.nonzero(queries)
-    batch = QueryBatch(indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=40))]),
-                       terms=q_terms.astype(np.int32), weights=queries[q_rows, q_terms])
+    batch = QueryBatch(
+        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=40))]),
+        terms=q_terms.astype(np.int32),
+        weights=queries[q_rows, q_terms],
+    )
     with_columns = SparseShard(tmp_path / "s", dense_term_fraction=0.2)
     postings_only = SparseShard(tmp_path / "s", dense_term_fraction=2.0)
     assert (with_columns.dense_row >= 0).sum() > 10
@@ -265,8 +294,10 @@ def test_ordinals_follow_code_point_order_for_any_doc_id(tmp_path):
     table = read_doc_table(tmp_path)
     assert table.to_pylist() == sorted(ids)
     ordinals = ordinals_of(pa.array(ids), tmp_path)
-    parts = [HitMatrix(np.asarray([scores], np.float32), ordinals[None, positions], np.asarray([len(positions)]))
-             for scores, positions in (([2.0, 1.0], [0, 1]), ([2.0, 1.0], [2, 3]), ([2.0], [4]))]
+    parts = [
+        HitMatrix(np.asarray([scores], np.float32), ordinals[None, positions], np.asarray([len(positions)]))
+        for scores, positions in (([2.0, 1.0], [0, 1]), ([2.0, 1.0], [2, 3]), ([2.0], [4]))
+    ]
     merged = as_ids(merge_hits(parts, 4), table)
     assert merged.doc_ids == [["a\0", "b", "é-doc", "a"]]
     assert merged.scores[0].tolist() == [2.0, 2.0, 2.0, 1.0]
@@ -284,9 +315,50 @@ def test_search_options_the_factory_has_no_use_for_are_refused_by_name(tmp_path)
         build_dense_shard(vectors, doc_ids, ordinals, tmp_path / factory, factory, normalize=False)
     assert faiss.extract_index_ivf(DenseShard(tmp_path / "IVF4,Flat", nprobe=3).index).nprobe == 3
     assert DenseShard(tmp_path / "HNSW8", ef_search=40).index.hnsw.efSearch == 40
-    refused = [("Flat", {"nprobe": 2}, "nprobe applies to IVF"), ("Flat", {"ef_search": 8}, "ef_search applies to HNSW"),
-               ("HNSW8", {"nprobe": 2}, "factory is 'HNSW8'"), ("IVF4,Flat", {"ef_search": 8}, "factory is 'IVF4,Flat'"),
-               ("IVF4,Flat", {"nprobe": 0}, "nprobe must be >= 1")]
+    refused = [
+        ("Flat", {"nprobe": 2}, "nprobe applies to IVF"),
+        ("Flat", {"ef_search": 8}, "ef_search applies to HNSW"),
+        ("HNSW8", {"nprobe": 2}, "factory is 'HNSW8'"),
+        ("IVF4,Flat", {"ef_search": 8}, "factory is 'IVF4,Flat'"),
+        ("IVF4,Flat", {"nprobe": 0}, "nprobe must be >= 1"),
+    ]
     for factory, options, message in refused:
         with pytest.raises(ValueError, match=message):
             DenseShard(tmp_path / factory, **options)
+
+
+def test_the_index_manifest_is_versioned_and_checked_on_read(sample_collection, tmp_path):
+    import json
+
+    from rayir.index.manifest import INDEX_FORMAT_VERSION, read_index_manifest
+
+    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
+    build_index(tmp_path / "enc", tmp_path / "idx", in_process=True)
+    manifest = read_index_manifest(tmp_path / "idx")
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION and manifest["query_encoder"]["files"] == "bm25"
+    assert (tmp_path / "idx" / "bm25" / "bm25.json").exists()  # the index's own copy of the statistics
+    path = tmp_path / "idx" / "manifest.json"
+    path.write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(ValueError, match="format_version 1"):
+        read_index_manifest(tmp_path / "idx")
+    path.write_text(json.dumps({**manifest, "kind": "embeddings"}))
+    with pytest.raises(ValueError, match="not an index manifest"):
+        read_index_manifest(tmp_path / "idx")
+
+
+def test_default_threads_per_worker_never_exceed_one_node():
+    """Two 4-CPU nodes: one worker gets 4 threads (all 8 would never be scheduled), four get 2."""
+    from rayir.execution import RayExecutor
+
+    class FakeRay:
+        @staticmethod
+        def nodes():
+            return [
+                {"Alive": True, "Resources": {"CPU": 4.0}},
+                {"Alive": True, "Resources": {"CPU": 4.0}},
+                {"Alive": False, "Resources": {"CPU": 64.0}},
+            ]
+
+    ray_executor = object.__new__(RayExecutor)
+    ray_executor._ray = FakeRay
+    assert [ray_executor.threads_per_worker(n) for n in (1, 2, 4, 16)] == [4, 4, 2, 1]

@@ -52,14 +52,29 @@ def local_head(ray_session):
     env.pop("RAY_ADDRESS", None)
     dashboard_port = _free_port()
     head = subprocess.Popen(
-        [ray_exe, "start", "--head", "--block", f"--port={_free_port()}", f"--dashboard-port={dashboard_port}",
-         "--dashboard-host=127.0.0.1", "--include-dashboard=true", "--num-cpus=2", f"--temp-dir={temp_dir}",
-         # every agent port fresh: the test session's own Ray already holds the defaults
-         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-         f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-         f"--ray-client-server-port={_free_port()}",
-         "--disable-usage-stats"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            ray_exe,
+            "start",
+            "--head",
+            "--block",
+            f"--port={_free_port()}",
+            f"--dashboard-port={dashboard_port}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            f"--temp-dir={temp_dir}",
+            # every agent port fresh: the test session's own Ray already holds the defaults
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--ray-client-server-port={_free_port()}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{dashboard_port}"
     try:
@@ -92,16 +107,28 @@ def test_ray_job_submit_runs_the_index_job(local_head, tmp_path):
     url, env = local_head
     output = tmp_path / "submitted"
     runtime_env = {"env_vars": {"HF_HUB_OFFLINE": "1", "IR_DATASETS_HOME": str(tmp_path / "irds")}}
-    result = _submit(url, env, sys.executable, "jobs/index.py", "--config", "configs/index/sample-bm25.yaml",
-                     "--output", str(output), runtime_env=runtime_env)
+    result = _submit(
+        url,
+        env,
+        sys.executable,
+        "jobs/index.py",
+        "--config",
+        "configs/index/sample-bm25.yaml",
+        "--output",
+        str(output),
+        runtime_env=runtime_env,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "succeeded" in result.stdout
     summary = json.loads(next(line for line in result.stdout.splitlines() if line.startswith('{"stage": "index"')))
     assert summary["documents"] == 30 and summary["shards"] == 2
 
     embeddings = json.loads((output / "embeddings" / "manifest.json").read_text())
-    ids = [i for shard in embeddings["shards"] for i in pq.read_table(output / "embeddings" / shard["file"],
-                                                                        columns=["doc_id"])["doc_id"].to_pylist()]
+    ids = [
+        i
+        for shard in embeddings["shards"]
+        for i in pq.read_table(output / "embeddings" / shard["file"], columns=["doc_id"])["doc_id"].to_pylist()
+    ]
     assert len(ids) == len(set(ids)) == 30
     index_manifest = json.loads((output / "index" / "manifest.json").read_text())
     assert len(index_manifest["shards"]) == 2
@@ -109,8 +136,16 @@ def test_ray_job_submit_runs_the_index_job(local_head, tmp_path):
 
 def test_failed_job_is_reported_as_failed(local_head, tmp_path):
     url, env = local_head
-    result = _submit(url, env, sys.executable, "jobs/index.py", "--corpus", str(tmp_path / "missing.jsonl"),
-                     "--output", str(tmp_path / "x"))
+    result = _submit(
+        url,
+        env,
+        sys.executable,
+        "jobs/index.py",
+        "--corpus",
+        str(tmp_path / "missing.jsonl"),
+        "--output",
+        str(tmp_path / "x"),
+    )
     assert result.returncode != 0
     assert "missing.jsonl" in result.stdout + result.stderr
     assert not (tmp_path / "x" / "index").exists()

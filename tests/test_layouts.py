@@ -30,10 +30,20 @@ def colbert_dir(tmp_path_factory, bert_tokenizer):
     state["linear.weight"] = torch.randn(16, config.hidden_size) * 0.1
     save_file(state, str(path / "model.safetensors"))
     config.save_pretrained(path)
-    (path / "artifact.metadata").write_text(json.dumps({
-        "query_maxlen": 12, "doc_maxlen": 20, "dim": 16, "similarity": "cosine", "mask_punctuation": True,
-        "attend_to_mask_tokens": False, "query_token_id": "[unused0]", "doc_token_id": "[unused1]",
-    }))
+    (path / "artifact.metadata").write_text(
+        json.dumps(
+            {
+                "query_maxlen": 12,
+                "doc_maxlen": 20,
+                "dim": 16,
+                "similarity": "cosine",
+                "mask_punctuation": True,
+                "attend_to_mask_tokens": False,
+                "query_token_id": "[unused0]",
+                "doc_token_id": "[unused1]",
+            }
+        )
+    )
     bert_tokenizer.save_pretrained(path)
     return path, bert, state["linear.weight"]
 
@@ -96,10 +106,21 @@ def _t5_dir(tmp_path):
     words += sorted({w for text in [QUERY] + DOCS for w in text.split()})
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     torch.manual_seed(11)
-    config = T5Config(vocab_size=len(words), d_model=16, d_ff=32, d_kv=8, num_layers=1, num_heads=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=len(words),
+        d_model=16,
+        d_ff=32,
+        d_kv=8,
+        num_layers=1,
+        num_heads=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     model = T5ForConditionalGeneration(config)
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
@@ -129,8 +150,15 @@ def test_t5_rankers(tmp_path, mode):
     "settings",
     [
         {"mode": "dense", "pooling": "first", "embedding_dim": 12, "normalize": True, "similarity": "cosine"},
-        {"mode": "multi_vector", "embedding_dim": 8, "query_expansion": True, "mask_punctuation": True,
-         "query_marker": "[unused0]", "doc_marker": "[unused1]", "query_max_length": 10},
+        {
+            "mode": "multi_vector",
+            "embedding_dim": 8,
+            "query_expansion": True,
+            "mask_punctuation": True,
+            "query_marker": "[unused0]",
+            "doc_marker": "[unused1]",
+            "query_max_length": 10,
+        },
     ],
 )
 def test_bi_encoder_round_trips_through_save_pretrained(tiny_bert_dir, tmp_path, settings):
@@ -138,6 +166,7 @@ def test_bi_encoder_round_trips_through_save_pretrained(tiny_bert_dir, tmp_path,
     module.model.save_pretrained(tmp_path)
     module.tokenizer.tokenizer.save_pretrained(tmp_path)
     again = BiEncoderModule(tmp_path)
+
     def comparable(config):
         return {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}
 

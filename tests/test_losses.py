@@ -36,8 +36,13 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def test_ranknet():
-    terms = [math.log1p(math.exp(-(SCORES[b, i] - SCORES[b, j])))
-             for b in range(3) for i in range(4) for j in range(4) if TARGETS[b, i] > TARGETS[b, j]]
+    terms = [
+        math.log1p(math.exp(-(SCORES[b, i] - SCORES[b, j])))
+        for b in range(3)
+        for i in range(4)
+        for j in range(4)
+        if TARGETS[b, i] > TARGETS[b, j]
+    ]
     assert RankNet()(inputs()).item() == pytest.approx(np.mean(terms), rel=1e-10)
 
 
@@ -77,7 +82,7 @@ def test_approx_ndcg_matches_ndcg_when_sharp_and_is_below_one_minus_ndcg_bound()
         ideal = sum(g / math.log2(r + 2) for r, g in enumerate(sorted(gains, reverse=True)))
         return dcg / ideal
 
-    gains = 2.0 ** TARGETS - 1
+    gains = 2.0**TARGETS - 1
     exact = np.mean([1 - ndcg(SCORES[b], gains[b]) for b in range(3)])
     assert ApproxNDCG(temperature=1e-4)(inputs()).item() == pytest.approx(exact, abs=1e-6)
     assert 0 < ApproxNDCG(temperature=1.0)(inputs()).item() < 1

@@ -28,9 +28,14 @@ def write(path, text):
 
 def test_jsonl_tsv_parquet_and_trec_docs_agree(tmp_path):
     expected = [("a", "Title A body a"), ("b", "body b")]
-    jsonl = write(tmp_path / "c.jsonl", '{"_id": "a", "title": "Title A", "text": "body a"}\n{"doc_id": "b", "text": "body b"}\n')
+    jsonl = write(
+        tmp_path / "c.jsonl", '{"_id": "a", "title": "Title A", "text": "body a"}\n{"doc_id": "b", "text": "body b"}\n'
+    )
     tsv = write(tmp_path / "c.tsv", "a\tTitle A\tbody a\nb\tbody b\n")
-    trec = write(tmp_path / "c.trec", "<DOC>\n<DOCNO> a </DOCNO>\n<TITLE>Title A</TITLE>\nbody a\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\nbody b\n</DOC>\n")
+    trec = write(
+        tmp_path / "c.trec",
+        "<DOC>\n<DOCNO> a </DOCNO>\n<TITLE>Title A</TITLE>\nbody a\n</DOC>\n<DOC>\n<DOCNO>b</DOCNO>\nbody b\n</DOC>\n",
+    )
     parquet = tmp_path / "c.parquet"
     pq.write_table(pa.table({"doc_id": ["a", "b"], "title": ["Title A", ""], "text": ["body a", "body b"]}), parquet)
     for source in (jsonl, tsv, trec, parquet):
@@ -39,9 +44,14 @@ def test_jsonl_tsv_parquet_and_trec_docs_agree(tmp_path):
 
 def test_queries_in_tsv_jsonl_and_classic_trec_topics(tmp_path):
     tsv = write(tmp_path / "q.tsv", "1\tfirst query\n2\tsecond query\n")
-    jsonl = write(tmp_path / "q.jsonl", '{"_id": "1", "text": "first query"}\n{"query_id": 2, "text": "second query"}\n')
-    topics = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> first query\n<desc> Description:\nlong\n</top>\n"
-                   "<top>\n<num>2</num><title>\nsecond query\n</title>\n</top>\n")
+    jsonl = write(
+        tmp_path / "q.jsonl", '{"_id": "1", "text": "first query"}\n{"query_id": 2, "text": "second query"}\n'
+    )
+    topics = write(
+        tmp_path / "topics.txt",
+        "<top>\n<num> Number: 1\n<title> first query\n<desc> Description:\nlong\n</top>\n"
+        "<top>\n<num>2</num><title>\nsecond query\n</title>\n</top>\n",
+    )
     for source in (tsv, jsonl, topics):
         assert [(q.query_id, q.text) for q in read_queries(source)] == [("1", "first query"), ("2", "second query")]
 
@@ -85,9 +95,14 @@ def test_irds_dataset_read_through_ir_datasets(tmp_path):
     queries = write(tmp_path / "queries.tsv", "q1\tquestion\n")
     qrels = write(tmp_path / "qrels.txt", "q1 0 d2 1\n")
     name = f"rayir-test/{tmp_path.name}"
-    ir_datasets.registry.register(name, ir_datasets.Dataset(
-        TsvDocs(LocalDownload(docs)), TsvQueries(LocalDownload(queries)), TrecQrels(LocalDownload(qrels), {1: "rel"})
-    ))
+    ir_datasets.registry.register(
+        name,
+        ir_datasets.Dataset(
+            TsvDocs(LocalDownload(docs)),
+            TsvQueries(LocalDownload(queries)),
+            TrecQrels(LocalDownload(qrels), {1: "rel"}),
+        ),
+    )
     assert [(d.doc_id, d.text) for d in read_docs(f"irds:{name}")] == [("d1", "first doc"), ("d2", "second doc")]
     assert [(q.query_id, q.text) for q in read_queries(name)] == [("q1", "question")]
     assert read_qrels(name) == {"q1": {"d2": 1}}

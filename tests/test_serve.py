@@ -19,7 +19,13 @@ from rayir.serve.shard_actor import IndexShardActor
 @pytest.fixture(scope="module")
 def dense_embeddings(ray_session, sample_collection, tiny_bert_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("dense")
-    encode_corpus(str(tiny_bert_dir), sample_collection, out / "embeddings", docs_per_shard=4, model_config={"similarity": "cosine"})
+    encode_corpus(
+        str(tiny_bert_dir),
+        sample_collection,
+        out / "embeddings",
+        docs_per_shard=4,
+        model_config={"similarity": "cosine"},
+    )
     return out
 
 
@@ -104,30 +110,55 @@ def test_killed_shard_actor_mid_job_gives_identical_run(restart, dense_embedding
 
 def test_search_job_writes_run_and_metrics(dense_embeddings, sample_collection, tmp_path, capsys):
     build_index(dense_embeddings / "embeddings", tmp_path / "idx", num_shards=2)
-    summary = search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "run.txt"), k=5, split="test",
-                           qrels=str(sample_collection))
+    summary = search_stage(
+        str(tmp_path / "idx"),
+        str(sample_collection),
+        str(tmp_path / "run.txt"),
+        k=5,
+        split="test",
+        qrels=str(sample_collection),
+    )
     run = read_run(tmp_path / "run.txt")
     assert len(run) == 8 and all(len(v) == 5 for v in run.values())
-    assert summary["nDCG@10"] == pytest.approx(evaluate(run, sample_collection, ["nDCG@10"], split="test").mean["nDCG@10"], abs=1e-6)
+    assert summary["nDCG@10"] == pytest.approx(
+        evaluate(run, sample_collection, ["nDCG@10"], split="test").mean["nDCG@10"], abs=1e-6
+    )
     assert '"stage": "search"' in capsys.readouterr().out
 
 
 def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
     build_index(dense_embeddings / "embeddings", tmp_path / "idx")
     search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=20, split="test")
-    summary = rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection),
-                           str(sample_collection), str(tmp_path / "rr.run"), depth=20, split="test",
-                           qrels=str(sample_collection), model_config={"similarity": "cosine"})
+    summary = rerank_stage(
+        str(tiny_bert_dir),
+        str(tmp_path / "first.run"),
+        str(sample_collection),
+        str(sample_collection),
+        str(tmp_path / "rr.run"),
+        depth=20,
+        split="test",
+        qrels=str(sample_collection),
+        model_config={"similarity": "cosine"},
+    )
     first, again = read_run(tmp_path / "first.run"), read_run(tmp_path / "rr.run")
     assert_same_run(first, again)
     measures = ["nDCG@10", "RR@10"]
     assert evaluate(first, sample_collection, measures, "test").mean == pytest.approx(
-        evaluate(again, sample_collection, measures, "test").mean)
+        evaluate(again, sample_collection, measures, "test").mean
+    )
     assert summary["pairs"] == 8 * 20
 
-    rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
-                 str(tmp_path / "bf16.run"), depth=20, split="test", precision="bfloat16",
-                 model_config={"similarity": "cosine"})
+    rerank_stage(
+        str(tiny_bert_dir),
+        str(tmp_path / "first.run"),
+        str(sample_collection),
+        str(sample_collection),
+        str(tmp_path / "bf16.run"),
+        depth=20,
+        split="test",
+        precision="bfloat16",
+        model_config={"similarity": "cosine"},
+    )
     bf16 = read_run(tmp_path / "bf16.run")
     assert {q: set(d) for q, d in bf16.items()} == {q: set(d) for q, d in first.items()}
     differences = [abs(bf16[q][d] - s) for q in first for d, s in first[q].items()]
@@ -135,15 +166,25 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
 
 
 @pytest.mark.parametrize("mode", ["pointwise", "listwise"])
-def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, ray_session, sample_collection, tiny_bert_dir, tmp_path):
+def test_cross_encoder_rerank_scores_exactly_the_candidates(
+    mode, ray_session, sample_collection, tiny_bert_dir, tmp_path
+):
     from rayir import CrossEncoderModule
 
     first = {"q1": {"d01": 3.0, "d02": 2.0, "d05": 1.0, "d09": 0.5}, "q4": {"d28": 1.0, "d27": 0.9}}
     from rayir.data import write_run
 
     write_run(first, tmp_path / "first.run")
-    rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
-                 str(tmp_path / "ce.run"), depth=3, kind="cross", model_config={"mode": mode, "listwise_heads": 2})
+    rerank_stage(
+        str(tiny_bert_dir),
+        str(tmp_path / "first.run"),
+        str(sample_collection),
+        str(sample_collection),
+        str(tmp_path / "ce.run"),
+        depth=3,
+        kind="cross",
+        model_config={"mode": mode, "listwise_heads": 2},
+    )
     result = read_run(tmp_path / "ce.run")
     assert {q: set(v) for q, v in result.items()} == {"q1": {"d01", "d02", "d05"}, "q4": {"d28", "d27"}}
     module = CrossEncoderModule(tiny_bert_dir, mode=mode, listwise_heads=2)
@@ -160,23 +201,51 @@ def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_co
 
     write_run({"q1": {"d01": 1.0, "nope": 0.5}}, tmp_path / "first.run")
     with pytest.raises(KeyError, match="nope"):
-        rerank_stage(str(tiny_bert_dir), str(tmp_path / "first.run"), str(sample_collection), str(sample_collection),
-                     str(tmp_path / "x.run"), kind="bi")
+        rerank_stage(
+            str(tiny_bert_dir),
+            str(tmp_path / "first.run"),
+            str(sample_collection),
+            str(sample_collection),
+            str(tmp_path / "x.run"),
+            kind="bi",
+        )
     assert not (tmp_path / "x.run").exists()
 
 
 def test_index_job_end_to_end(ray_session, sample_collection, tmp_path):
-    summary = index_stage(str(sample_collection), str(tmp_path / "out"), model="bm25", num_shards=2,
-                          encoding=EncodingOptions(docs_per_shard=10))
+    summary = index_stage(
+        str(sample_collection),
+        str(tmp_path / "out"),
+        model="bm25",
+        num_shards=2,
+        encoding=EncodingOptions(docs_per_shard=10),
+    )
     assert summary["documents"] == 30 and summary["factory"] == "inverted"
-    result = search_stage(str(tmp_path / "out" / "index"), str(sample_collection), str(tmp_path / "bm25.run"),
-                          split="test", qrels=str(sample_collection))
+    result = search_stage(
+        str(tmp_path / "out" / "index"),
+        str(sample_collection),
+        str(tmp_path / "bm25.run"),
+        split="test",
+        qrels=str(sample_collection),
+    )
     assert result["nDCG@10"] > 0.5  # BM25 finds the hand-judged documents of this small collection
-    local = index_stage(str(sample_collection), str(tmp_path / "local"), model="bm25", num_shards=2,
-                        encoding=EncodingOptions(docs_per_shard=10), in_process=True)
+    local = index_stage(
+        str(sample_collection),
+        str(tmp_path / "local"),
+        model="bm25",
+        num_shards=2,
+        encoding=EncodingOptions(docs_per_shard=10),
+        in_process=True,
+    )
     assert local["documents"] == 30
-    local_result = search_stage(str(tmp_path / "local" / "index"), str(sample_collection), str(tmp_path / "local.run"),
-                                split="test", qrels=str(sample_collection), in_process=True)
+    local_result = search_stage(
+        str(tmp_path / "local" / "index"),
+        str(sample_collection),
+        str(tmp_path / "local.run"),
+        split="test",
+        qrels=str(sample_collection),
+        in_process=True,
+    )
     assert local_result["nDCG@10"] == result["nDCG@10"]
     assert read_run(tmp_path / "local.run") == read_run(tmp_path / "bm25.run")
 
@@ -194,3 +263,65 @@ def test_interpolation_with_the_first_stage_is_min_max_normalised():
     assert sorted(interpolate_with_first_stage(model, first, 1.0)["q"].items(), key=lambda kv: -kv[1])[0][0] == "b"
     with pytest.raises(ValueError, match="first_stage_weight"):
         interpolate_with_first_stage(model, first, 1.5)
+
+
+def test_a_bm25_index_moved_away_from_its_embeddings_searches_identically(sample_collection, tmp_path):
+    """The index carries its own copy of BM25's statistics: copied elsewhere, with the embeddings
+    deleted, it writes the same run file byte for byte."""
+    import shutil
+
+    encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=7, in_process=True)
+    build_index(tmp_path / "embeddings", tmp_path / "index", num_shards=2, in_process=True)
+    queries = list(read_queries(sample_collection))
+    with Searcher(tmp_path / "index", in_process=True) as searcher:
+        searcher.search_result(queries, k=10).write_trec(tmp_path / "before.run")
+    shutil.copytree(tmp_path / "index", tmp_path / "moved" / "index")
+    shutil.rmtree(tmp_path / "embeddings")
+    shutil.rmtree(tmp_path / "index")
+    with Searcher(tmp_path / "moved" / "index", in_process=True) as searcher:
+        searcher.search_result(queries, k=10).write_trec(tmp_path / "after.run")
+    before = (tmp_path / "before.run").read_bytes()
+    assert before == (tmp_path / "after.run").read_bytes() and before.count(b"\n") > 30
+
+
+def test_rerank_in_process_equals_rerank_on_ray(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
+    from rayir.serve.rerank import rerank
+
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx")
+    search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=15, split="test")
+    runs = [
+        rerank(
+            tiny_bert_dir,
+            tmp_path / "first.run",
+            sample_collection,
+            sample_collection,
+            depth=15,
+            split="test",
+            in_process=in_process,
+            model_config={"similarity": "cosine"},
+        )
+        for in_process in (False, True)
+    ]
+    assert runs[0] == runs[1] and sum(len(r) for r in runs[1].values()) == 8 * 15
+
+
+def test_the_query_encoder_refuses_a_model_changed_since_indexing(sample_collection, bert_tokenizer, tmp_path):
+    """``fit --overwrite`` over a model an index was built with: its query vectors would not match
+    the documents, so searching that index is refused."""
+    import torch
+    from conftest import tiny_bert_config
+    from transformers import BertModel
+
+    model_dir = tmp_path / "model"
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        BertModel(tiny_bert_config()).save_pretrained(model_dir)
+        bert_tokenizer.save_pretrained(model_dir)
+        if seed == 0:
+            encode_corpus(
+                str(model_dir), sample_collection, tmp_path / "embeddings", docs_per_shard=10, in_process=True
+            )
+            build_index(tmp_path / "embeddings", tmp_path / "index", in_process=True)
+            Searcher(tmp_path / "index", in_process=True).close()  # the same model: accepted
+    with pytest.raises(ValueError, match="has changed since the index was built"):
+        Searcher(tmp_path / "index", in_process=True)

@@ -20,10 +20,20 @@ from rayir.losses import InBatchCrossEntropy, total_loss
 from rayir.modules import BiEncoderModule
 
 QUERIES = ["first query", "second query text", "a third", "the fourth one"]
-DOCS = ["pos one", "neg one words", "pos two", "neg two is longer text", "pos three x", "neg three",
-        "pos four", "negative four here"]
-SETTINGS = {"dense": {"similarity": "cosine"},
-            "multi_vector": {"mode": "multi_vector", "embedding_dim": 16, "similarity": "cosine", "normalize": True}}
+DOCS = [
+    "pos one",
+    "neg one words",
+    "pos two",
+    "neg two is longer text",
+    "pos three x",
+    "neg three",
+    "pos four",
+    "negative four here",
+]
+SETTINGS = {
+    "dense": {"similarity": "cosine"},
+    "multi_vector": {"mode": "multi_vector", "embedding_dim": 16, "similarity": "cosine", "normalize": True},
+}
 
 
 def make_module(model_dir: str, mode: str) -> BiEncoderModule:
@@ -37,9 +47,15 @@ def batch_of(rows: slice) -> RankBatch:
     queries = QUERIES[rows]
     docs = [d for i in range(len(QUERIES))[rows] for d in DOCS[2 * i : 2 * i + 2]]
     # Give one worker longer documents than the other so multi-vector padding is exercised.
-    return RankBatch(query_ids=[str(i) for i in range(len(queries))], queries=queries,
-                     doc_ids=[["a", "b"]] * len(queries), docs=docs, num_docs=[2] * len(queries),
-                     targets=torch.tensor([[1.0, 0.0]] * len(queries)), qrels=[{}] * len(queries))
+    return RankBatch(
+        query_ids=[str(i) for i in range(len(queries))],
+        queries=queries,
+        doc_ids=[["a", "b"]] * len(queries),
+        docs=docs,
+        num_docs=[2] * len(queries),
+        targets=torch.tensor([[1.0, 0.0]] * len(queries)),
+        qrels=[{}] * len(queries),
+    )
 
 
 def loss_and_gradients(module: BiEncoderModule, batch: RankBatch) -> tuple[float, dict[str, torch.Tensor]]:
@@ -58,8 +74,10 @@ def _worker(rank: int, model_dir: str, mode: str, store: str, out: str) -> None:
         for grad in grads.values():  # what DDP does: average the gradients over workers
             dist.all_reduce(grad)
             grad /= 2
-        save_file({"loss": torch.tensor(loss), **{f"grad.{n}": g.contiguous() for n, g in grads.items()}},
-                  f"{out}/rank{rank}.safetensors")
+        save_file(
+            {"loss": torch.tensor(loss), **{f"grad.{n}": g.contiguous() for n, g in grads.items()}},
+            f"{out}/rank{rank}.safetensors",
+        )
     finally:
         dist.destroy_process_group()
 
@@ -71,8 +89,12 @@ def test_two_worker_in_batch_loss_equals_single_process_global_batch(mode, tiny_
     ranks = []
     for r in (0, 1):
         saved = load_file(tmp_path / f"rank{r}.safetensors")
-        ranks.append({"loss": saved["loss"].item(),
-                      "grads": {n[len("grad."):]: g for n, g in saved.items() if n.startswith("grad.")}})
+        ranks.append(
+            {
+                "loss": saved["loss"].item(),
+                "grads": {n[len("grad.") :]: g for n, g in saved.items() if n.startswith("grad.")},
+            }
+        )
     # Each worker's loss covers its own queries against all 8 documents: their mean is the global loss.
     assert (ranks[0]["loss"] + ranks[1]["loss"]) / 2 == pytest.approx(single_loss, abs=1e-5)
     local_only = loss_and_gradients(make_module(str(tiny_bert_dir), mode), batch_of(slice(0, 2)))[0]
@@ -108,18 +130,41 @@ def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     run_file = tmp_path / "candidates.run"  # every sample document for each judged query, scores 0
-    queries = sorted({line.split("\t")[0] for line in (sample_collection / "qrels/test.tsv").read_text().splitlines()[1:]})
+    queries = sorted(
+        {line.split("\t")[0] for line in (sample_collection / "qrels/test.tsv").read_text().splitlines()[1:]}
+    )
     doc_ids = [json.loads(line)["_id"] for line in (sample_collection / "corpus.jsonl").read_text().splitlines()]
     run_file.write_text("".join(f"{q} Q0 {d} {r} 0.0 x\n" for q in queries for r, d in enumerate(doc_ids, 1)))
-    data = TrainingData(queries=str(sample_collection), corpus=str(sample_collection), split="test",
-                        qrels=str(sample_collection), run=str(run_file), num_negatives=1, depth=30)
-    validation = ValidationData(run=str(run_file), queries=str(sample_collection), corpus=str(sample_collection),
-                                qrels=str(sample_collection), split="test", depth=30, measures=["nDCG@10", "RR@10"])
+    data = TrainingData(
+        queries=str(sample_collection),
+        corpus=str(sample_collection),
+        split="test",
+        qrels=str(sample_collection),
+        run=str(run_file),
+        num_negatives=1,
+        depth=30,
+    )
+    validation = ValidationData(
+        run=str(run_file),
+        queries=str(sample_collection),
+        corpus=str(sample_collection),
+        qrels=str(sample_collection),
+        split="test",
+        depth=30,
+        measures=["nDCG@10", "RR@10"],
+    )
     marker = str(tmp_path / "failed")
-    result = fit(str(tiny_bert_dir), tmp_path / "out", data, [InBatchCrossEntropy(temperature=0.1)],
-                 validation=validation, optimization=Optimization(batch_size=2, max_steps=6, max_epochs=5, lr=1e-3),
-                 scaling=Scaling(num_workers=2, max_failures=1, checkpoint_every_n_steps=2),
-                 model_config={"similarity": "cosine"}, callbacks=[FailOnceAtStep(marker, step=3)])
+    result = fit(
+        str(tiny_bert_dir),
+        tmp_path / "out",
+        data,
+        [InBatchCrossEntropy(temperature=0.1)],
+        validation=validation,
+        optimization=Optimization(batch_size=2, max_steps=6, max_epochs=5, lr=1e-3),
+        scaling=Scaling(num_workers=2, max_failures=1, checkpoint_every_n_steps=2),
+        model_config={"similarity": "cosine"},
+        callbacks=[FailOnceAtStep(marker, step=3)],
+    )
 
     assert Path(marker).exists()  # the failure happened...
     assert Path(f"{marker}.starts").read_text().split() == ["0", "2"]  # ...and training resumed at step 2
@@ -159,18 +204,33 @@ def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_d
     module = module_cls(str(path), **settings).configure_training(losses, lr=1e-3)
     before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
     run = {q: {f"d{i:02d}": float(-i) for i in range(1, 31)} for q in ("q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8")}
-    data = RankDataModule(train=lambda: QrelsDataset(sample_collection, sample_collection, sample_collection,
-                                                     run=run, num_negatives=3, depth=30, split="test"),
-                          batch_size=4)
-    trainer = lightning.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    data = RankDataModule(
+        train=lambda: QrelsDataset(
+            sample_collection, sample_collection, sample_collection, run=run, num_negatives=3, depth=30, split="test"
+        ),
+        batch_size=4,
+    )
+    trainer = lightning.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=data)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     for loss in losses:  # each term is logged on its own
         assert torch.isfinite(trainer.callback_metrics[f"train_{type(loss).__name__}"])
     moved = [n for n, p in module.model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert moved, "no parameter changed"
-    wrong = {"sparse": [RankNet(), RankNet()], "multi_vector": [FLOPSRegularization()],
-             "pointwise": [InBatchCrossEntropy()], "listwise": [FLOPSRegularization()]}[kind]
+    wrong = {
+        "sparse": [RankNet(), RankNet()],
+        "multi_vector": [FLOPSRegularization()],
+        "pointwise": [InBatchCrossEntropy()],
+        "listwise": [FLOPSRegularization()],
+    }[kind]
     with pytest.raises(ValueError):  # duplicates, or a loss this model type cannot take
         module.configure_training(wrong)

@@ -51,8 +51,9 @@ def test_teacher_run_and_collation(tmp_path):
     queries.write_text("q1\tfirst\n")
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("".join(f"d{i}\ttext {i}\n" for i in range(5)))
-    dataset = TrainingData(queries=str(queries), corpus=str(corpus), run=str(run), targets="score",
-                           num_negatives=2).build()
+    dataset = TrainingData(
+        queries=str(queries), corpus=str(corpus), run=str(run), targets="score", num_negatives=2
+    ).build()
     (sample,) = dataset.samples
     assert sample.doc_ids == ["d0", "d1", "d2"] and sample.targets == [9.0, 8.0, 7.0]
     batch = collate_rank_samples([sample, sample])
@@ -74,7 +75,9 @@ def test_fresh_negatives_redraw_per_epoch_from_the_same_pool_and_epoch_zero_keep
         for sample in fresh.samples:
             top = [d for d, _ in sorted(RUN[sample.query_id].items(), key=lambda x: -x[1])][:8]
             negatives = sample.doc_ids[1:]
-            assert len(set(negatives)) == 2 and all(d in top and QRELS[sample.query_id].get(d, 0) <= 0 for d in negatives)
+            assert len(set(negatives)) == 2 and all(
+                d in top and QRELS[sample.query_id].get(d, 0) <= 0 for d in negatives
+            )
             assert sample.docs == [CORPUS[d] for d in sample.doc_ids] and sample.doc_ids[0] in ("d0", "d1", "d2")
     assert draws[0] != first and len({str(d) for d in draws}) == 3  # q1 draws 2 of 6: repeats are unlikely
     fresh.set_epoch(2)
@@ -125,8 +128,16 @@ def test_lightning_tells_the_dataset_its_epoch_before_the_first_batch_is_drawn()
 
     module = Recorder()
     loader = torch.utils.data.DataLoader(EpochStamped(), batch_size=2)
-    trainer = lightning.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False, callbacks=[SetDatasetEpoch()])
+    trainer = lightning.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SetDatasetEpoch()],
+    )
     trainer.fit(module, train_dataloaders=loader)
     assert [epoch for epoch, _ in module.seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert all(values == [float(epoch)] * 2 for epoch, values in module.seen)

@@ -6,11 +6,11 @@ works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job subm
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..logs import configure_logging
 from .stages import EncodingOptions, encode, evaluate, fit, index, re_rank, search
 
 __all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "fit", "index", "main", "re_rank", "run_job", "search"]
@@ -41,16 +41,6 @@ def run_job(stage: str, args: Sequence[str] | None = None) -> None:
 def run_function(function: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     """A command line for any typed function (the quickstart job)."""
     _run(function, args)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Progress lines of every ``rayir.*`` logger on stderr, ``[rayir.encode.pipeline] ...`` (once)."""
-    package = logging.getLogger("rayir")
-    if not package.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
-        package.addHandler(handler)
-    package.setLevel(level)
 
 
 def _run(components: Any, args: Sequence[str] | None) -> None:

@@ -8,36 +8,14 @@ Every stage prints one JSON summary line and returns it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 from ..lexical import DEFAULT_MODEL
-from ..losses import Loss
+from ..loss_base import Loss
+from ..options import EncodingOptions, Precision
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
-
-
-@dataclass
-class EncodingOptions:
-    """How documents are encoded on Ray Data (see ``rayir.encode_corpus``).
-
-    Args:
-        docs_per_shard: Documents per embedding shard (the unit of work and of resumption).
-        batch_size: Texts per forward pass.
-        num_encoders: Encoder actors (each loads the model once).
-        threads_per_encoder: CPU threads per encoder (default: the cluster's CPUs split evenly).
-        gpus_per_encoder: GPUs per encoder actor (0 = CPU).
-        precision: ``bfloat16`` runs the encoder in bf16 (see :mod:`rayir.models.precision`; vectors are stored as float32).
-        retries: Re-runs of unfinished shards after a failure within this job.
-    """
-
-    docs_per_shard: int = 4096
-    batch_size: int = 32
-    num_encoders: int = 1
-    threads_per_encoder: int | None = None
-    gpus_per_encoder: float = 0
-    precision: Literal["float32", "bfloat16"] = "float32"
-    retries: int = 1
 
 
 def _report(summary: dict[str, Any]) -> dict[str, Any]:
@@ -76,12 +54,19 @@ def encode(
     """
     from ..encode import encode_corpus
 
-    result = encode_corpus(model, corpus, output, overwrite=overwrite, in_process=in_process, **asdict(encoding),
-                           model_config=model_config)
-    return _report({
-        "stage": "encode", "documents": result.documents, "mode": result.manifest["mode"], "embeddings": output,
-        "seconds": round(result.seconds, 2), "docs_per_second": round(result.docs_per_second, 1),
-    })
+    result = encode_corpus(
+        model, corpus, output, overwrite=overwrite, in_process=in_process, **asdict(encoding), model_config=model_config
+    )
+    return _report(
+        {
+            "stage": "encode",
+            "documents": result.documents,
+            "mode": result.manifest["mode"],
+            "embeddings": output,
+            "seconds": round(result.seconds, 2),
+            "docs_per_second": round(result.docs_per_second, 1),
+        }
+    )
 
 
 def index(
@@ -114,17 +99,36 @@ def index(
     from ..index import build_index
 
     out = Path(output)
-    encoded = encode_corpus(model, corpus, out / "embeddings", overwrite=overwrite, in_process=in_process,
-                            **asdict(encoding), model_config=model_config)
-    manifest = build_index(out / "embeddings", out / "index", num_shards=num_shards,
-                           factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
-                           overwrite=True, in_process=in_process)
-    return _report({
-        "stage": "index", "documents": encoded.documents, "mode": encoded.manifest["mode"],
-        "index": str(out / "index"), "shards": num_shards, "factory": manifest["factory"],
-        "encode_seconds": round(encoded.seconds, 2), "docs_per_second": round(encoded.docs_per_second, 1),
-        "build_seconds": manifest["build_seconds"],
-    })
+    encoded = encode_corpus(
+        model,
+        corpus,
+        out / "embeddings",
+        overwrite=overwrite,
+        in_process=in_process,
+        **asdict(encoding),
+        model_config=model_config,
+    )
+    manifest = build_index(
+        out / "embeddings",
+        out / "index",
+        num_shards=num_shards,
+        factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
+        overwrite=True,
+        in_process=in_process,
+    )
+    return _report(
+        {
+            "stage": "index",
+            "documents": encoded.documents,
+            "mode": encoded.manifest["mode"],
+            "index": str(out / "index"),
+            "shards": num_shards,
+            "factory": manifest["factory"],
+            "encode_seconds": round(encoded.seconds, 2),
+            "docs_per_second": round(encoded.docs_per_second, 1),
+            "build_seconds": manifest["build_seconds"],
+        }
+    )
 
 
 def search(
@@ -169,14 +173,21 @@ def search(
     query_list = list(read_queries(queries, split=split))
     if not query_list:
         raise ValueError(f"{queries}: no queries")
-    with Searcher(index, shard_options=shard_options, cpus_per_shard=cpus_per_shard,
-                  shard_resources=shard_resources, device=device, in_process=in_process) as searcher:
+    with Searcher(
+        index,
+        shard_options=shard_options,
+        cpus_per_shard=cpus_per_shard,
+        shard_resources=shard_resources,
+        device=device,
+        in_process=in_process,
+    ) as searcher:
         result = searcher.search_result(query_list, k=k, batch_size=batch_size)
         restarts = searcher.restarts
     result.write_trec(output, tag=tag)
     metrics = _metrics(result.to_run(), qrels, split, measures) if qrels is not None else {}
-    return _report({"stage": "search", "run": output, "queries": len(result), "k": k, "shard_retries": restarts,
-                    **metrics})
+    return _report(
+        {"stage": "search", "run": output, "queries": len(result), "k": k, "shard_retries": restarts, **metrics}
+    )
 
 
 def re_rank(
@@ -195,7 +206,7 @@ def re_rank(
     threads_per_scorer: int | None = None,
     gpus_per_scorer: float = 0,
     work_dir: str | None = None,
-    precision: Literal["float32", "bfloat16"] = "float32",
+    precision: Precision = "float32",
     first_stage_weight: float = 0.0,
     tag: str = "rayir-rerank",
     model_config: dict[str, Any] | None = None,
@@ -230,13 +241,34 @@ def re_rank(
     from ..data import write_run
     from ..serve.rerank import rerank as rerank_run
 
-    result = rerank_run(model, run, queries, corpus, depth=depth, split=split, kind=kind, batch_size=batch_size,
-                        num_scorers=num_scorers, threads_per_scorer=threads_per_scorer,
-                        gpus_per_scorer=gpus_per_scorer, work_dir=work_dir, precision=precision,
-                        first_stage_weight=first_stage_weight, in_process=in_process, model_config=model_config)
+    result = rerank_run(
+        model,
+        run,
+        queries,
+        corpus,
+        depth=depth,
+        split=split,
+        kind=kind,
+        batch_size=batch_size,
+        num_scorers=num_scorers,
+        threads_per_scorer=threads_per_scorer,
+        gpus_per_scorer=gpus_per_scorer,
+        work_dir=work_dir,
+        precision=precision,
+        first_stage_weight=first_stage_weight,
+        in_process=in_process,
+        model_config=model_config,
+    )
     write_run(result, output, tag=tag)
-    return _report({"stage": "re_rank", "run": output, "queries": len(result),
-                    "pairs": sum(len(v) for v in result.values()), **_metrics(result, qrels, split, measures)})
+    return _report(
+        {
+            "stage": "re_rank",
+            "run": output,
+            "queries": len(result),
+            "pairs": sum(len(v) for v in result.values()),
+            **_metrics(result, qrels, split, measures),
+        }
+    )
 
 
 def evaluate(
@@ -261,12 +293,17 @@ def evaluate(
     if split is not None and not Path(qrels).is_dir():
         raise ValueError(f"split={split!r} applies to a BEIR directory; {qrels} is not one")
     result = evaluate_run(run, qrels, measures, split=split)
-    summary = {"stage": "evaluate", "run": run, "queries": result.num_queries,
-               "missing_queries": len(result.missing_queries),
-               **{name: round(value, 6) for name, value in result.mean.items()}}
+    summary = {
+        "stage": "evaluate",
+        "run": run,
+        "queries": result.num_queries,
+        "missing_queries": len(result.missing_queries),
+        **{name: round(value, 6) for name, value in result.mean.items()},
+    }
     if output is not None:
-        write_json(output, {"mean": result.mean, "per_query": result.per_query,
-                            "missing_queries": result.missing_queries})
+        write_json(
+            output, {"mean": result.mean, "per_query": result.per_query, "missing_queries": result.missing_queries}
+        )
     return _report(summary)
 
 
@@ -298,9 +335,26 @@ def fit(
     """
     from ..train.ray_trainer import fit as run_fit
 
-    result = run_fit(model, output, data, losses, kind=kind, validation=validation, optimization=optimization,
-                     scaling=scaling, model_config=model_config, overwrite=overwrite)
-    return _report({"stage": "fit", "checkpoint": str(result.checkpoint), "steps": result.steps,
-                    "samples": result.samples, "seconds": round(result.seconds, 2),
-                    "samples_per_second": round(result.samples_per_second, 2),
-                    **{k: round(v, 6) for k, v in result.metrics.items() if k.startswith(("val_", "train_loss"))}})
+    result = run_fit(
+        model,
+        output,
+        data,
+        losses,
+        kind=kind,
+        validation=validation,
+        optimization=optimization,
+        scaling=scaling,
+        model_config=model_config,
+        overwrite=overwrite,
+    )
+    return _report(
+        {
+            "stage": "fit",
+            "checkpoint": str(result.checkpoint),
+            "steps": result.steps,
+            "samples": result.samples,
+            "seconds": round(result.seconds, 2),
+            "samples_per_second": round(result.samples_per_second, 2),
+            **{k: round(v, 6) for k, v in result.metrics.items() if k.startswith(("val_", "train_loss"))},
+        }
+    )

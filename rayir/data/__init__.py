@@ -1,30 +1,34 @@
-"""Samples, streaming readers for every input format, TREC IO and datasets."""
+"""Samples, streaming readers for every input format, TREC IO and datasets.
 
-from .datasets import DocDataset, DocStore, QrelsDataset, QueryDataset, RunDataset, TupleDataset
-from .errors import DataFormatError, DuplicateIdError
-from .irds import DatasetUnavailableError
-from .readers import read_docs, read_queries
-from .samples import DocSample, QuerySample, RankSample
-from .trec import Qrels, Run, read_qrels, read_run, write_run
+Names load lazily: reading queries or a run does not import torch (only the datasets do).
+"""
 
-__all__ = [
-    "DataFormatError",
-    "DatasetUnavailableError",
-    "DocDataset",
-    "DocSample",
-    "DocStore",
-    "DuplicateIdError",
-    "QrelsDataset",
-    "QueryDataset",
-    "QuerySample",
-    "Qrels",
-    "RankSample",
-    "Run",
-    "RunDataset",
-    "TupleDataset",
-    "read_docs",
-    "read_qrels",
-    "read_queries",
-    "read_run",
-    "write_run",
-]
+from __future__ import annotations
+
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "DataFormatError": "errors",
+    "DuplicateIdError": "errors",
+    "DatasetUnavailableError": "irds",
+    "DocDataset": "datasets",
+    "DocStore": "datasets",
+    "QrelsDataset": "datasets",
+    "QueryDataset": "datasets",
+    "RunDataset": "datasets",
+    "TupleDataset": "datasets",
+    "DocSample": "samples",
+    "QuerySample": "samples",
+    "RankSample": "samples",
+    "read_docs": "readers",
+    "read_queries": "readers",
+    "Qrels": "trec",
+    "Run": "trec",
+    "read_qrels": "trec",
+    "read_run": "trec",
+    "write_run": "trec",
+}
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

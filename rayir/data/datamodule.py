@@ -81,11 +81,18 @@ class RankDataModule(lightning.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_dataset, batch_size=self.batch_size, shuffle=True, generator=generator,
-                          collate_fn=collate_rank_samples, drop_last=False)
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=collate_rank_samples,
+            drop_last=False,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             return []
-        return DataLoader(self.val_dataset, batch_size=self.val_batch_size, shuffle=False,
-                          collate_fn=collate_rank_samples)
+        return DataLoader(
+            self.val_dataset, batch_size=self.val_batch_size, shuffle=False, collate_fn=collate_rank_samples
+        )

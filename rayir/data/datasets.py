@@ -15,8 +15,9 @@ from typing import Literal
 from torch.utils.data import Dataset, IterableDataset
 
 from .errors import DataFormatError
-from .readers import _open_text, read_docs, read_queries
+from .readers import read_docs, read_queries
 from .samples import DocSample, QuerySample, RankSample
+from .sources import open_text
 from .trec import Qrels, Run, ranked, read_qrels, read_run
 
 
@@ -47,7 +48,7 @@ class DocStore(Mapping[str, str]):
         self._texts = texts
 
     @classmethod
-    def from_source(cls, source: str | Path, ids: Iterable[str] | None = None) -> "DocStore":
+    def from_source(cls, source: str | Path, ids: Iterable[str] | None = None) -> DocStore:
         """Read ``source`` once, keeping only ``ids`` (all when ``None``); missing ids are an error."""
         wanted = None if ids is None else set(ids)
         texts = {d.doc_id: d.text for d in read_docs(source) if wanted is None or d.doc_id in wanted}
@@ -206,7 +207,7 @@ class TupleDataset(Dataset):
     @staticmethod
     def _read(path: Path) -> list[list[str]]:
         rows = []
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for line_no, line in enumerate(handle, start=1):
                 line = line.rstrip("\n")
                 if not line:
@@ -288,9 +289,14 @@ class QrelsDataset(Dataset):
 
     def _samples(self, draw: list[list[str]]) -> list[RankSample]:
         return [
-            RankSample(query_id=q, query=self._query_texts[q], doc_ids=[p, *negatives],
-                       docs=[self._docs[d] for d in (p, *negatives)],
-                       targets=[1.0] + [0.0] * self.num_negatives, qrels=self._qrels[q])
+            RankSample(
+                query_id=q,
+                query=self._query_texts[q],
+                doc_ids=[p, *negatives],
+                docs=[self._docs[d] for d in (p, *negatives)],
+                targets=[1.0] + [0.0] * self.num_negatives,
+                qrels=self._qrels[q],
+            )
             for (q, p, _), negatives in zip(self._pairs, draw)
         ]
 

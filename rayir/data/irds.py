@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .readers import join_title
 from .samples import DocSample, QuerySample
+from .sources import join_title
 
 
 class DatasetUnavailableError(RuntimeError):

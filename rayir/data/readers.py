@@ -19,34 +19,20 @@ Readers yield one record at a time and never hold a collection in memory; malfor
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError, DuplicateIdError
+from .irds import irds_docs, irds_queries
 from .samples import DocSample, QuerySample
+from .sources import is_irds_id, join_title, open_text
+from .trec import read_qrels
 
 ID_KEYS = {"doc": ("_id", "doc_id", "docno", "id"), "query": ("_id", "query_id", "qid", "id")}
-
-
-def join_title(title: str | None, text: str | None) -> str:
-    title, text = (title or "").strip(), (text or "").strip()
-    return f"{title} {text}" if title else text
-
-
-def _open_text(path: Path) -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
-def is_irds_id(source: str | Path) -> bool:
-    return isinstance(source, str) and (source.startswith("irds:") or not Path(source).exists())
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -72,8 +58,6 @@ def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[Doc
 
 def _doc_records(source: str | Path) -> Iterator[DocSample]:
     if is_irds_id(source):
-        from .irds import irds_docs
-
         return irds_docs(str(source))
     path = Path(source)
     if path.is_dir():
@@ -84,8 +68,6 @@ def _doc_records(source: str | Path) -> Iterator[DocSample]:
 def read_queries(source: str | Path, split: str | None = None) -> Iterator[QuerySample]:
     """Queries of ``source``; for a BEIR directory, ``split`` keeps those judged in ``qrels/<split>.tsv``."""
     if is_irds_id(source):
-        from .irds import irds_queries
-
         yield from irds_queries(str(source))
         return
     path = Path(source)
@@ -96,8 +78,6 @@ def read_queries(source: str | Path, split: str | None = None) -> Iterator[Query
         return
     wanted = None
     if split is not None:
-        from .trec import read_qrels
-
         wanted = set(read_qrels(_beir_file(path, f"qrels/{split}.tsv")))
     for query in _jsonl(_beir_file(path, "queries.jsonl"), "query"):
         if wanted is None or query.query_id in wanted:
@@ -128,7 +108,7 @@ def _by_suffix(path: Path, kind: str) -> Iterator:
 
 
 def _looks_like_trec(path: Path) -> bool:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         head = handle.read(512).lstrip().lower()
     return head.startswith("<doc>") or head.startswith("<top>")
 
@@ -141,7 +121,7 @@ def _make(kind: str, record_id: str, text: str):
 
 
 def _jsonl(path: Path, kind: str) -> Iterator:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -159,7 +139,7 @@ def _jsonl(path: Path, kind: str) -> Iterator:
 
 
 def _tsv(path: Path, kind: str) -> Iterator:
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             line = line.rstrip("\n").rstrip("\r")
             if not line:
@@ -182,7 +162,9 @@ def _parquet(path: Path, kind: str) -> Iterator:
     columns = set(parquet.schema_arrow.names)
     id_column = next((k for k in (f"{kind}_id", *ID_KEYS[kind]) if k in columns), None)
     if id_column is None or "text" not in columns:
-        raise DataFormatError(path, None, f"needs an id column ({kind}_id/id) and a 'text' column; has {sorted(columns)}")
+        raise DataFormatError(
+            path, None, f"needs an id column ({kind}_id/id) and a 'text' column; has {sorted(columns)}"
+        )
     wanted = [id_column, "text"] + (["title"] if kind == "doc" and "title" in columns else [])
     row = 0
     for batch in parquet.iter_batches(columns=wanted, batch_size=4096):
@@ -203,12 +185,12 @@ def _trec_records(path: Path, record_tag: str) -> Iterator[tuple[int, str]]:
     open_tag, close_tag = f"<{record_tag}>", f"</{record_tag}>"
     body: list[str] | None = None
     start = 0
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             stripped = line.strip().lower()
             if body is None:
                 if stripped.startswith(open_tag):
-                    body, start = [line.strip()[len(open_tag):]], line_no
+                    body, start = [line.strip()[len(open_tag) :]], line_no
                 elif stripped:
                     raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
                 continue
@@ -229,7 +211,7 @@ def _trec_docs(path: Path) -> Iterator[DocSample]:
         match = re.search(r"<DOCNO>\s*(.*?)\s*</DOCNO>", body, flags=re.IGNORECASE | re.DOTALL)
         if match is None or not match.group(1):
             raise DataFormatError(path, line_no, "<DOC> without a <DOCNO>")
-        text = body[: match.start()] + " " + body[match.end():]
+        text = body[: match.start()] + " " + body[match.end() :]
         text = " ".join(_TAG.sub(" ", text).split())
         yield DocSample(match.group(1), text)
 

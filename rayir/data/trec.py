@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from .errors import DataFormatError
-from .readers import _open_text, is_irds_id
+from .irds import irds_qrels
+from .sources import is_irds_id, open_text
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
@@ -23,8 +24,6 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
     """Qrels from a TREC qrels file, a BEIR ``qrels/*.tsv`` (header optional), a BEIR directory plus
     ``split``, or an ``ir_datasets`` id."""
     if is_irds_id(source):
-        from .irds import irds_qrels
-
         return irds_qrels(str(source))
     path = Path(source)
     if path.is_dir():
@@ -32,7 +31,7 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
             raise ValueError(f"{path}: a BEIR directory needs a split (e.g. 'test') to read qrels")
         path = path / "qrels" / f"{split}.tsv"
     qrels: Qrels = {}
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields:
@@ -44,7 +43,9 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
             elif len(fields) == 3:
                 query_id, doc_id, rel = fields
             else:
-                raise DataFormatError(path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields")
+                raise DataFormatError(
+                    path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields"
+                )
             try:
                 relevance = int(float(rel))
             except ValueError:
@@ -60,13 +61,15 @@ def read_run(path: str | Path) -> Run:
     """A TREC run file (``qid Q0 docid rank score tag``); a repeated (query, doc) pair is an error."""
     path = Path(path)
     run: Run = {}
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields:
                 continue
             if len(fields) != 6:
-                raise DataFormatError(path, line_no, f"expected 'qid Q0 docid rank score tag', found {len(fields)} fields")
+                raise DataFormatError(
+                    path, line_no, f"expected 'qid Q0 docid rank score tag', found {len(fields)} fields"
+                )
             query_id, _, doc_id, _, score, _ = fields
             try:
                 value = float(score)
@@ -85,7 +88,9 @@ def ranked(scores: Mapping[str, float], depth: int | None = None) -> list[tuple[
     return order[:depth] if depth is not None else order
 
 
-def format_run_lines(run: Mapping[str, Mapping[str, float]], tag: str = "rayir", depth: int | None = None) -> Iterable[str]:
+def format_run_lines(
+    run: Mapping[str, Mapping[str, float]], tag: str = "rayir", depth: int | None = None
+) -> Iterable[str]:
     for query_id in sorted(run):
         for rank, (doc_id, score) in enumerate(ranked(run[query_id], depth), start=1):
             yield f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
@@ -96,11 +101,12 @@ def check_tag(tag: str) -> None:
         raise ValueError(f"run tag {tag!r} must be one word")
 
 
-def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rayir", depth: int | None = None) -> Path:
+def write_run(
+    run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rayir", depth: int | None = None
+) -> Path:
     """Write atomically (temporary file, then rename): a run file either exists whole or not at all."""
     check_tag(tag)
     path = Path(path)
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         handle.writelines(format_run_lines(run, tag, depth))
     return path
-

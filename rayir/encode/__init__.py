@@ -6,17 +6,17 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _EXPORTS = {
-    "encode_corpus": "pipeline", "EncodeResult": "pipeline", "ChunkEncoder": "worker",
-    "read_manifest": "manifest", "verify_manifest": "manifest", "SCHEMAS": "formats",
+    "encode_corpus": "pipeline",
+    "EncodeResult": "pipeline",
+    "ChunkEncoder": "worker",
+    "read_manifest": "manifest",
+    "verify_manifest": "manifest",
+    "SCHEMAS": "formats",
 }
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

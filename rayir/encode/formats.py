@@ -39,7 +39,7 @@ def _list_array(flat: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) 
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))
 
 
-def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: "Embeddings") -> pa.Table:
+def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: Embeddings) -> pa.Table:
     """Arrow table (see module docstring) for ``embeddings`` of ``doc_ids`` in the same order."""
     import torch
 
@@ -61,7 +61,11 @@ def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: "Embeddin
         weights = vectors[rows, terms].numpy()
         counts = np.bincount(rows.numpy(), minlength=len(doc_ids))
         return pa.Table.from_arrays(
-            [ids, _list_array(terms.numpy().astype(np.int32), counts, pa.int32()), _list_array(weights, counts, pa.float32())],
+            [
+                ids,
+                _list_array(terms.numpy().astype(np.int32), counts, pa.int32()),
+                _list_array(weights, counts, pa.float32()),
+            ],
             schema=SCHEMAS["sparse"],
         )
     raise ValueError(f"unknown mode {mode!r}")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
@@ -25,7 +23,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def model_fingerprint(model: "BiEncoderModel") -> str:
+def model_fingerprint(model: BiEncoderModel) -> str:
     """SHA-256 over the model config and every parameter: equal fingerprints, equal encodings."""
     import torch
 
@@ -59,7 +57,7 @@ def verify_shard_against_chunk(shard: Path, chunk: Path) -> int:
     return len(shard_ids)
 
 
-def verify_manifest(directory: str | Path, check_checksums: bool = True) -> dict[str, Any]:
+def verify_manifest(directory: str | Path) -> dict[str, Any]:
     """Re-check a finished directory: shard row counts, checksums and globally unique doc ids."""
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -69,7 +67,7 @@ def verify_manifest(directory: str | Path, check_checksums: bool = True) -> dict
         path = directory / shard["file"]
         if not path.exists():
             raise VerificationError(f"{path}: listed in the manifest but missing")
-        if check_checksums and sha256_file(path) != shard["sha256"]:
+        if sha256_file(path) != shard["sha256"]:
             raise VerificationError(f"{path}: checksum differs from the manifest")
         ids = pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist()
         if len(ids) != shard["rows"]:

@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_json
-from ..encoders import Representation, Runtime, load_representation
+from ..encoders import Representation, load_representation
 from ..execution import Executor, Pool, executor
-from ..models.precision import PRECISIONS
+from ..options import check_precision
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .staging import Chunk, stage_corpus
 from .worker import ChunkEncoder, shard_name
@@ -100,8 +100,7 @@ def encode_corpus(
     of :class:`ChunkEncoder`; tests inject failures through it).
     """
     config_overrides = dict(model_config or {})
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    check_precision(precision)
     if num_encoders < 1 or batch_size < 1 or retries < 0:
         raise ValueError("num_encoders and batch_size must be >= 1, retries >= 0")
     if in_process and num_encoders != 1:
@@ -142,17 +141,24 @@ def encode_corpus(
     constructor = dict(
         spec=representation.spec.to_dict(),
         files=str(output_dir / representation.files) if representation.files else None,
-        staging_dir=str(staging), shard_dir=str(shards),
-        runtime={"device": "cuda" if gpus_per_encoder else "cpu", "threads": threads_per_encoder,
-                 "batch_size": batch_size},
+        staging_dir=str(staging),
+        shard_dir=str(shards),
+        runtime={
+            "device": "cuda" if gpus_per_encoder else "cpu",
+            "threads": threads_per_encoder,
+            "batch_size": batch_size,
+        },
     )
     encoded = 0
     busy: dict[int, float] = {}
     for attempt in range(retries + 1):
         if not pending:
             break
-        pool = Pool(size=min(num_encoders, len(pending)), num_gpus=gpus_per_encoder,
-                    num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1)
+        pool = Pool(
+            size=min(num_encoders, len(pending)),
+            num_gpus=gpus_per_encoder,
+            num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1,
+        )
         try:
             encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
         except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
@@ -171,13 +177,25 @@ def encode_corpus(
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.perf_counter() - started
-    logger.info("done: %d documents, %d shards, %d encoded now, %.1fs, %s", manifest["documents"], len(chunks),
-                encoded, seconds, output_dir)
+    logger.info(
+        "done: %d documents, %d shards, %d encoded now, %.1fs, %s",
+        manifest["documents"],
+        len(chunks),
+        encoded,
+        seconds,
+        output_dir,
+    )
     return EncodeResult(output_dir, manifest, encoded, seconds, busy)
 
 
-def _run_encoders(run: Executor, pending: list[Chunk], chunk_encoder: type, constructor: dict[str, Any], pool: Pool,
-                  busy: dict[int, float]) -> int:
+def _run_encoders(
+    run: Executor,
+    pending: list[Chunk],
+    chunk_encoder: type,
+    constructor: dict[str, Any],
+    pool: Pool,
+    busy: dict[int, float],
+) -> int:
     """One pass of the encoder pool over the pending chunks. On Ray, Ray Data restarts encoder
     actors that die (lost node, OOM) and re-submits their chunk; an exception raised by the encoder
     fails the pass and ``encode_corpus`` retries what is still missing."""
@@ -195,15 +213,24 @@ def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
         docs += int(row["rows"])
         busy[int(row["worker"])] = busy.get(int(row["worker"]), 0.0) + float(row["seconds"])
         if row["rows"] != rows_by_index[int(row["index"])]:
-            raise RuntimeError(f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents")
+            raise RuntimeError(
+                f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents"
+            )
         rate = docs / max(time.perf_counter() - started, 1e-9)
-        logger.info("shard %d done (%d/%d this run, %d docs, %.1f docs/s)", int(row["index"]), shards_done,
-                    len(pending), docs, rate)
+        logger.info(
+            "shard %d done (%d/%d this run, %d docs, %.1f docs/s)",
+            int(row["index"]),
+            shards_done,
+            len(pending),
+            docs,
+            rate,
+        )
     return shards_done
 
 
-def _finish(output_dir: Path, chunks: list[Chunk], staging: Path, settings: dict[str, Any],
-            representation: Representation) -> dict[str, Any]:
+def _finish(
+    output_dir: Path, chunks: list[Chunk], staging: Path, settings: dict[str, Any], representation: Representation
+) -> dict[str, Any]:
     shard_entries = []
     for chunk in chunks:
         path = output_dir / "embeddings" / shard_name(chunk.index)

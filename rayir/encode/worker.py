@@ -27,11 +27,13 @@ class ChunkEncoder:
     its chunk index, so a retried chunk replaces rather than duplicates.
     """
 
-    def __init__(self, spec: dict[str, Any], files: str | None, staging_dir: str, shard_dir: str,
-                 runtime: dict[str, Any]) -> None:
+    def __init__(
+        self, spec: dict[str, Any], files: str | None, staging_dir: str, shard_dir: str, runtime: dict[str, Any]
+    ) -> None:
         self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
-        self.encoder = load_document_encoder(EncoderSpec(**spec), Path(files) if files else None, self.staging_dir,
-                                             Runtime(**runtime))
+        self.encoder = load_document_encoder(
+            EncoderSpec(**spec), Path(files) if files else None, self.staging_dir, Runtime(**runtime)
+        )
 
     def encode(self, chunk: str) -> pa.Table:
         """The embedding shard of one staged chunk."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..lexical import LEXICAL_MODELS
-from .base import DocumentEncoder, EncoderSpec, QueryEncoder, Representation, Runtime
+from ..representation import DocumentEncoder, EncoderSpec, QueryEncoder, Representation, Runtime
 
 
 def family(model: str) -> Any:
@@ -25,8 +25,9 @@ def family(model: str) -> Any:
     return NeuralBiEncoder
 
 
-def load_representation(model: str | Path, overrides: dict[str, Any] | None = None,
-                        precision: str = "float32") -> Representation:
+def load_representation(
+    model: str | Path, overrides: dict[str, Any] | None = None, precision: str = "float32"
+) -> Representation:
     return family(str(model))(str(model), dict(overrides or {}), precision)
 
 
@@ -38,5 +39,14 @@ def load_query_encoder(spec: EncoderSpec, files: Path | None, mode: str, runtime
     return family(spec.model).query_encoder(spec, files, mode, runtime)
 
 
-__all__ = ["DocumentEncoder", "EncoderSpec", "QueryEncoder", "Representation", "Runtime", "family",
-           "load_document_encoder", "load_query_encoder", "load_representation"]
+__all__ = [
+    "DocumentEncoder",
+    "EncoderSpec",
+    "QueryEncoder",
+    "Representation",
+    "Runtime",
+    "family",
+    "load_document_encoder",
+    "load_query_encoder",
+    "load_representation",
+]

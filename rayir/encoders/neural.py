@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..index.queries import QueryBatch
-from .base import EncoderSpec, Runtime
+from ..representation import EncoderSpec, Runtime
 
 
 class NeuralBiEncoder:
@@ -34,7 +34,9 @@ class NeuralBiEncoder:
         """Nothing to learn from the collection."""
 
     @staticmethod
-    def document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> NeuralDocumentEncoder:
+    def document_encoder(
+        spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime
+    ) -> NeuralDocumentEncoder:
         return NeuralDocumentEncoder(spec, runtime)
 
     @staticmethod
@@ -50,12 +52,21 @@ def _load(spec: EncoderSpec, runtime: Runtime, check_fingerprint: bool = False) 
         from ..encode.manifest import model_fingerprint
 
         if spec.model_fingerprint is not None and model_fingerprint(module.model) != spec.model_fingerprint:
-            raise ValueError(f"model {spec.model!r} has changed since the index was built (its fingerprint "
-                             "differs): its query vectors would not match the documents; rebuild the index")
+            raise ValueError(
+                f"model {spec.model!r} has changed since the index was built (its fingerprint "
+                "differs): its query vectors would not match the documents; rebuild the index"
+            )
 
-    return load_for_inference(BiEncoderModule, spec.model, spec.config_overrides, batch_size=runtime.batch_size,
-                              device=runtime.device, precision=spec.precision, threads=runtime.threads,
-                              before_precision=same_model if check_fingerprint else None)
+    return load_for_inference(
+        BiEncoderModule,
+        spec.model,
+        spec.config_overrides,
+        batch_size=runtime.batch_size,
+        device=runtime.device,
+        precision=spec.precision,
+        threads=runtime.threads,
+        before_precision=same_model if check_fingerprint else None,
+    )
 
 
 class NeuralDocumentEncoder:
@@ -83,7 +94,9 @@ class NeuralDocumentEncoder:
         """
         tokenizer = self.module.tokenizer.tokenizer
         max_length = self.module.config.doc_max_length
-        lengths = np.asarray([len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]])
+        lengths = np.asarray(
+            [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        )
         order = np.argsort(-lengths, kind="stable")
         budget = self.batch_size * max_length
         batches, start = [], 0

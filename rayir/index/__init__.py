@@ -14,6 +14,12 @@ from .build import build_index
 from .hits import HitMatrix, merge_hits
 from .queries import QueryBatch
 
+BACKENDS = {
+    "dense": (".dense", "DenseShard"),
+    "sparse": (".sparse", "SparseShard"),
+    "multi_vector": (".multivector", "MultiVectorShard"),
+}
+
 
 def load_shard(directory: str | Path, **options: Any) -> Any:
     """Open one index shard directory with the backend its ``meta.json`` names: a ``DenseShard``,
@@ -22,15 +28,14 @@ def load_shard(directory: str | Path, **options: Any) -> Any:
     ``options``: ``nprobe`` / ``ef_search`` (dense), ``candidates_per_token`` / ``nprobe``
     (multi-vector); none for sparse.
     """
-    from .dense import DenseShard
+    from importlib import import_module
+
     from .files import load_meta
-    from .multivector import MultiVectorShard
-    from .sparse import SparseShard
 
     directory = Path(directory)
     kind = load_meta(directory)["type"]
-    backends = {"dense": DenseShard, "sparse": SparseShard, "multi_vector": MultiVectorShard}
-    return backends[kind](directory, **options)
+    module, name = BACKENDS[kind]  # only the backend in use is imported (sparse: no torch, no Faiss)
+    return getattr(import_module(module, __name__), name)(directory, **options)
 
 
 __all__ = ["HitMatrix", "QueryBatch", "build_index", "load_shard", "merge_hits"]

@@ -42,19 +42,25 @@ def _groups(files: list[str], num_shards: int) -> list[list[str]]:
     if num_shards < 1:
         raise ValueError("num_shards must be >= 1")
     if num_shards > len(files):
-        raise ValueError(f"num_shards={num_shards} but the embeddings have only {len(files)} shard files; "
-                         "encode with a smaller docs_per_shard or build fewer index shards")
+        raise ValueError(
+            f"num_shards={num_shards} but the embeddings have only {len(files)} shard files; "
+            "encode with a smaller docs_per_shard or build fewer index shards"
+        )
     bounds = np.linspace(0, len(files), num_shards + 1).round().astype(int)
-    return [files[bounds[i]: bounds[i + 1]] for i in range(num_shards)]
+    return [files[bounds[i] : bounds[i + 1]] for i in range(num_shards)]
 
 
-def build_index_shard(embeddings_dir: str, files: list[str], index_dir: str, target: str, manifest: dict[str, Any],
-                      factory: str, threads: int | None) -> dict[str, Any]:
-    """Build one index shard from some embedding Parquet files (runs as a task)."""
-    from .dense import build_dense_shard
-    from .multivector import build_multivector_shard
-    from .sparse import build_sparse_shard
-
+def build_index_shard(
+    embeddings_dir: str,
+    files: list[str],
+    index_dir: str,
+    target: str,
+    manifest: dict[str, Any],
+    factory: str,
+    threads: int | None,
+) -> dict[str, Any]:
+    """Build one index shard from some embedding Parquet files (runs as a task). Only the
+    backend in use is imported: a sparse index needs neither torch nor Faiss."""
     table = pa.concat_tables([pq.read_table(Path(embeddings_dir) / f) for f in files])
     ids = table.column("doc_id").combine_chunks()
     ordinals = ordinals_of(ids, index_dir)
@@ -66,13 +72,28 @@ def build_index_shard(embeddings_dir: str, files: list[str], index_dir: str, tar
         shutil.rmtree(directory)  # a half-built shard from an earlier attempt
     mode = manifest["mode"]
     if mode == "dense":
+        from .dense import build_dense_shard
+
         return build_dense_shard(dense_matrix(table), doc_ids, ordinals, directory, factory, cosine, threads=threads)
     if mode == "sparse":
+        from .sparse import build_sparse_shard
+
         indptr, terms, weights = sparse_rows(table)
         return build_sparse_shard(indptr, terms, weights, doc_ids, ordinals, directory, manifest["dim"])
+    from .multivector import build_multivector_shard
+
     tokens, counts = token_matrix(table)
-    return build_multivector_shard(tokens, counts, doc_ids, ordinals, directory, factory, cosine,
-                                   config.get("query_aggregation", "sum"), threads=threads)
+    return build_multivector_shard(
+        tokens,
+        counts,
+        doc_ids,
+        ordinals,
+        directory,
+        factory,
+        cosine,
+        config.get("query_aggregation", "sum"),
+        threads=threads,
+    )
 
 
 def build_index(
@@ -107,13 +128,24 @@ def build_index(
     started = time.perf_counter()
     run = executor(in_process)
     [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
-    jobs = [(str(embeddings_dir), group, str(index_dir), str(index_dir / shard_dir_name(i)), manifest, factory,
-             threads_per_shard) for i, group in enumerate(groups)]
+    jobs = [
+        (
+            str(embeddings_dir),
+            group,
+            str(index_dir),
+            str(index_dir / shard_dir_name(i)),
+            manifest,
+            factory,
+            threads_per_shard,
+        )
+        for i, group in enumerate(groups)
+    ]
     metas = run.map_tasks(build_index_shard, jobs, num_cpus=threads_per_shard or 1)
     built = sum(m["documents"] for m in metas)
     if not documents == built == manifest["documents"]:
-        raise RuntimeError(f"index holds {built} documents ({documents} ids) but the embeddings have "
-                           f"{manifest['documents']}")
+        raise RuntimeError(
+            f"index holds {built} documents ({documents} ids) but the embeddings have {manifest['documents']}"
+        )
     query_files = manifest.get("model_dir")
     if query_files is not None:  # e.g. BM25's collection statistics: the index carries its own copy
         shutil.copytree(embeddings_dir / query_files, index_dir / query_files)
@@ -135,6 +167,12 @@ def build_index(
         "build_seconds": round(time.perf_counter() - started, 3),
     }
     write_index_manifest(index_dir, index_manifest)
-    logger.info("%d documents in %d %s shard(s) at %s (%ss)", built, num_shards, factory, index_dir,
-                index_manifest["build_seconds"])
+    logger.info(
+        "%d documents in %d %s shard(s) at %s (%ss)",
+        built,
+        num_shards,
+        factory,
+        index_dir,
+        index_manifest["build_seconds"],
+    )
     return index_manifest

@@ -17,16 +17,28 @@ from .queries import QueryBatch
 
 
 def build_dense_shard(
-    vectors: np.ndarray, doc_ids: list[str], ordinals: np.ndarray, directory: Path, factory: str, normalize: bool,
-    train_sample: int = 100_000, seed: int = 0, threads: int | None = None,
+    vectors: np.ndarray,
+    doc_ids: list[str],
+    ordinals: np.ndarray,
+    directory: Path,
+    factory: str,
+    normalize: bool,
+    train_sample: int = 100_000,
+    seed: int = 0,
+    threads: int | None = None,
 ) -> dict:
     index, vectors = build_faiss(vectors, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))
     save_doc_ids(directory, doc_ids)
     save_ordinals(directory, ordinals)
-    meta = {"type": "dense", "factory": factory, "normalize": normalize, "dim": int(vectors.shape[1]),
-            "documents": len(doc_ids)}
+    meta = {
+        "type": "dense",
+        "factory": factory,
+        "normalize": normalize,
+        "dim": int(vectors.shape[1]),
+        "documents": len(doc_ids),
+    }
     save_meta(directory, meta)
     return meta
 
@@ -75,8 +87,9 @@ class DenseShard:
         else:
             scores, positions = self.index.search(vectors, k_eff)
             edge_tie = np.zeros(len(scores), bool)
-        hits = HitMatrix(scores, self.ordinals[np.where(positions >= 0, positions, 0)],
-                         np.full(len(scores), k_eff, np.int64))
+        hits = HitMatrix(
+            scores, self.ordinals[np.where(positions >= 0, positions, 0)], np.full(len(scores), k_eff, np.int64)
+        )
         # Rows come best first; only rows with missing hits or tied scores need re-ordering (ties go
         # by ordinal, i.e. doc id, as everywhere), so the common case stays vectorised.
         simple = (positions >= 0).all(axis=1) & (scores[:, 1:] < scores[:, :-1]).all(axis=1) & ~edge_tie

@@ -19,8 +19,9 @@ def train_index(index: Any, sample: np.ndarray, factory: str) -> None:
         ) from None
 
 
-def tune_faiss(index: Any, factory: str, directory: Path, nprobe: int | None = None,
-               ef_search: int | None = None) -> None:
+def tune_faiss(
+    index: Any, factory: str, directory: Path, nprobe: int | None = None, ef_search: int | None = None
+) -> None:
     """Set IVF ``nprobe`` / HNSW ``efSearch`` on a loaded shard, refusing an option its factory has
     no use for (an exact ``Flat`` shard has neither) instead of failing inside Faiss."""
     import faiss
@@ -31,19 +32,24 @@ def tune_faiss(index: Any, factory: str, directory: Path, nprobe: int | None = N
     if nprobe is not None:
         ivf = faiss.try_extract_index_ivf(index) if index is not None else None
         if ivf is None:
-            raise ValueError(f"shard {directory}: nprobe applies to IVF factories, and this shard's "
-                             f"factory is {factory!r}; remove nprobe")
+            raise ValueError(
+                f"shard {directory}: nprobe applies to IVF factories, and this shard's "
+                f"factory is {factory!r}; remove nprobe"
+            )
         ivf.nprobe = nprobe
     if ef_search is not None:
         hnsw = getattr(faiss.downcast_index(index), "hnsw", None) if index is not None else None
         if hnsw is None:
-            raise ValueError(f"shard {directory}: ef_search applies to HNSW factories, and this shard's "
-                             f"factory is {factory!r}; remove ef_search")
+            raise ValueError(
+                f"shard {directory}: ef_search applies to HNSW factories, and this shard's "
+                f"factory is {factory!r}; remove ef_search"
+            )
         hnsw.efSearch = ef_search
 
 
-def build_faiss(vectors: np.ndarray, factory: str, normalize: bool, train_sample: int, seed: int,
-                threads: int | None) -> tuple[Any, np.ndarray]:
+def build_faiss(
+    vectors: np.ndarray, factory: str, normalize: bool, train_sample: int, seed: int, threads: int | None
+) -> tuple[Any, np.ndarray]:
     """An inner-product Faiss index from a factory string, trained on a seeded sample, filled.
 
     Returns the index and the (normalised, if asked) float32 vectors it holds."""

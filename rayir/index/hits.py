@@ -34,8 +34,9 @@ class HitMatrix:
 
     @classmethod
     def empty(cls, rows: int, width: int) -> HitMatrix:
-        return cls(np.zeros((rows, width), np.float32), np.full((rows, width), NO_ORDINAL, np.int64),
-                   np.zeros(rows, np.int64))
+        return cls(
+            np.zeros((rows, width), np.float32), np.full((rows, width), NO_ORDINAL, np.int64), np.zeros(rows, np.int64)
+        )
 
     def valid(self) -> np.ndarray:
         """``(B, width)`` mask of the entries within each row's count."""
@@ -80,5 +81,8 @@ def merge_hits(parts: Sequence[HitMatrix], k: int) -> HitMatrix:
     scores = np.where(valid, np.concatenate([p.scores for p in parts], axis=1), -np.inf).astype(np.float32)
     ordinals = np.where(valid, np.concatenate([p.ordinals for p in parts], axis=1), NO_ORDINAL)
     order = np.lexsort((ordinals, -scores), axis=1)[:, :k]
-    return HitMatrix(np.take_along_axis(scores, order, axis=1), np.take_along_axis(ordinals, order, axis=1),
-                     np.minimum(valid.sum(axis=1), k).astype(np.int64))
+    return HitMatrix(
+        np.take_along_axis(scores, order, axis=1),
+        np.take_along_axis(ordinals, order, axis=1),
+        np.minimum(valid.sum(axis=1), k).astype(np.int64),
+    )

@@ -35,8 +35,10 @@ def read_index_manifest(index_dir: str | Path) -> dict[str, Any]:
     if manifest.get("kind") != "index":
         raise ValueError(f"{path}: not an index manifest (kind={manifest.get('kind')!r})")
     if manifest.get("format_version") != INDEX_FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {manifest.get('format_version')} (this rayir reads "
-                         f"{INDEX_FORMAT_VERSION}); rebuild the index")
+        raise ValueError(
+            f"{path}: format_version {manifest.get('format_version')} (this rayir reads "
+            f"{INDEX_FORMAT_VERSION}); rebuild the index"
+        )
     return manifest
 
 

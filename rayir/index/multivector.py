@@ -19,8 +19,17 @@ from .queries import QueryBatch
 
 
 def build_multivector_shard(
-    tokens: np.ndarray, counts: np.ndarray, doc_ids: list[str], ordinals: np.ndarray, directory: Path, factory: str, normalize: bool,
-    query_aggregation: str, train_sample: int = 200_000, seed: int = 0, threads: int | None = None,
+    tokens: np.ndarray,
+    counts: np.ndarray,
+    doc_ids: list[str],
+    ordinals: np.ndarray,
+    directory: Path,
+    factory: str,
+    normalize: bool,
+    query_aggregation: str,
+    train_sample: int = 200_000,
+    seed: int = 0,
+    threads: int | None = None,
 ) -> dict:
     index, tokens = build_faiss(tokens, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
@@ -29,8 +38,15 @@ def build_multivector_shard(
     save_array(directory / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
     save_doc_ids(directory, doc_ids)
     save_ordinals(directory, ordinals)
-    meta = {"type": "multi_vector", "factory": factory, "normalize": normalize, "dim": int(tokens.shape[1]),
-            "query_aggregation": query_aggregation, "documents": len(doc_ids), "tokens": int(len(tokens))}
+    meta = {
+        "type": "multi_vector",
+        "factory": factory,
+        "normalize": normalize,
+        "dim": int(tokens.shape[1]),
+        "query_aggregation": query_aggregation,
+        "documents": len(doc_ids),
+        "tokens": int(len(tokens)),
+    }
     save_meta(directory, meta)
     return meta
 

@@ -22,8 +22,9 @@ def write_doc_table(embeddings_dir: str, files: list[str], index_dir: str) -> in
 
     Arrow compares strings by their UTF-8 bytes, which is code-point order: the order Python's
     ``sorted`` gives and run files use for ties."""
-    ids = pa.concat_arrays([pq.read_table(Path(embeddings_dir) / f, columns=["doc_id"]).column("doc_id").combine_chunks()
-                            for f in files])
+    ids = pa.concat_arrays(
+        [pq.read_table(Path(embeddings_dir) / f, columns=["doc_id"]).column("doc_id").combine_chunks() for f in files]
+    )
     table = pa.table({"doc_id": ids.take(pc.sort_indices(ids))})
     write_with(Path(index_dir) / DOC_TABLE, lambda tmp: pq.write_table(table, tmp))
     return len(ids)

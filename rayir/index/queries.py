@@ -50,4 +50,6 @@ class QueryBatch:
             mask = self.mask[start:stop] if self.mask is not None else None
             return QueryBatch(vectors=self.vectors[start:stop], mask=mask)
         lo, hi = int(self.indptr[start]), int(self.indptr[min(stop, len(self))])
-        return QueryBatch(indptr=self.indptr[start : stop + 1] - lo, terms=self.terms[lo:hi], weights=self.weights[lo:hi])
+        return QueryBatch(
+            indptr=self.indptr[start : stop + 1] - lo, terms=self.terms[lo:hi], weights=self.weights[lo:hi]
+        )

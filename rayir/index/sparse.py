@@ -19,8 +19,15 @@ from .queries import QueryBatch
 from .sparse_kernel import search_postings
 
 
-def build_sparse_shard(indptr: np.ndarray, terms: np.ndarray, weights: np.ndarray, doc_ids: list[str],
-                       ordinals: np.ndarray, directory: Path, vocab_size: int) -> dict:
+def build_sparse_shard(
+    indptr: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    doc_ids: list[str],
+    ordinals: np.ndarray,
+    directory: Path,
+    vocab_size: int,
+) -> dict:
     """``indptr``/``terms``/``weights``: documents as CSR rows over a ``vocab_size`` vocabulary."""
     docs = sp.csr_matrix((weights, terms, indptr), shape=(len(doc_ids), vocab_size), dtype=np.float32)
     postings = docs.T.tocsr()  # (V, N): one row of postings per term
@@ -52,7 +59,11 @@ class SparseShard:
         self.meta = load_meta(directory)
         self.ordinals = load_ordinals(directory)
         self.postings = sp.csr_matrix(
-            (load_array(directory / "weights.npy"), load_array(directory / "docs.npy"), load_array(directory / "indptr.npy")),
+            (
+                load_array(directory / "weights.npy"),
+                load_array(directory / "docs.npy"),
+                load_array(directory / "indptr.npy"),
+            ),
             shape=(self.meta["vocab_size"], len(self.ordinals)),
         )
         indices = self.postings.indices  # unsigned for the kernel: no negative-index checks
@@ -78,10 +89,22 @@ class SparseShard:
         counts = np.zeros(n, np.int64)
         tied = np.zeros(n, np.bool_)
         if k:
-            search_postings(queries.indptr.astype(np.int64), queries.terms.astype(np.int64),
-                            queries.weights.astype(np.float32), self.postings.indptr, self.docs_unsigned,
-                            self.postings.data, self.dense_row, self.dense_columns, len(self.ordinals), k,
-                            positions, scores, counts, tied)
+            search_postings(
+                queries.indptr.astype(np.int64),
+                queries.terms.astype(np.int64),
+                queries.weights.astype(np.float32),
+                self.postings.indptr,
+                self.docs_unsigned,
+                self.postings.data,
+                self.dense_row,
+                self.dense_columns,
+                len(self.ordinals),
+                k,
+                positions,
+                scores,
+                counts,
+                tied,
+            )
         hits = HitMatrix(scores, self.ordinals[positions], counts)
         for row in np.flatnonzero(tied):
             row_scores, row_positions = self._search_row_with_ties(queries, int(row), k)

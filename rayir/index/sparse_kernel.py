@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+
 @numba.njit(cache=True, nogil=True)
 def _top_k(acc, k, out_positions, out_scores):
     """Top ``k`` positive scores of ``acc``, best first; returns how many were found and whether
@@ -53,8 +54,22 @@ def _top_k(acc, k, out_positions, out_scores):
 
 
 @numba.njit(cache=True, nogil=True)
-def search_postings(q_indptr, q_terms, q_weights, indptr, docs, weights, dense_row, dense_columns, num_docs, k,
-                    out_positions, out_scores, out_counts, out_tied):
+def search_postings(
+    q_indptr,
+    q_terms,
+    q_weights,
+    indptr,
+    docs,
+    weights,
+    dense_row,
+    dense_columns,
+    num_docs,
+    k,
+    out_positions,
+    out_scores,
+    out_counts,
+    out_tied,
+):
     """Top ``k`` documents of every query (CSR ``q_*``) against term-major postings.
 
     A term ``t`` with ``dense_row[t] >= 0`` is read from ``dense_columns[dense_row[t]]`` (its

@@ -23,8 +23,9 @@ STOPWORDS = frozenset(
 _POSSESSIVE = re.compile(r"'s\b")
 _WORD = re.compile(r"\w+")
 # ASCII bytes: letters lower-cased, digits and "_" kept, everything else a separator (= \w on ASCII).
-_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if (48 <= c <= 57 or 97 <= c <= 122 or c == 95) else 32
-                     for c in range(256))
+_ASCII_WORDS = bytes(
+    c + 32 if 65 <= c <= 90 else c if (48 <= c <= 57 or 97 <= c <= 122 or c == 95) else 32 for c in range(256)
+)
 ANALYZER = "lucene-english-porter"
 
 
@@ -80,7 +81,9 @@ class Analyzer:
         return rows[keep], codes[keep], vocab
 
 
-ANALYSED_SCHEMA = pa.schema([("terms", pa.list_(pa.string())), ("counts", pa.list_(pa.int32())), ("length", pa.int32())])
+ANALYSED_SCHEMA = pa.schema(
+    [("terms", pa.list_(pa.string())), ("counts", pa.list_(pa.int32())), ("length", pa.int32())]
+)
 
 
 def analyse_texts(texts: Iterable[str], analyze: Analyzer | None = None) -> pa.Table:
@@ -90,11 +93,14 @@ def analyse_texts(texts: Iterable[str], analyze: Analyzer | None = None) -> pa.T
     rows, codes, vocab = analyze.analyse(texts)
     keys, counts = np.unique(rows * max(len(vocab), 1) + codes, return_counts=True)  # (text, term) pairs
     offsets = pa.array(indptr_of(keys // max(len(vocab), 1), len(texts)).astype(np.int32))
-    return pa.Table.from_arrays([
-        pa.ListArray.from_arrays(offsets, vocab.take(pa.array(keys % max(len(vocab), 1)))),
-        pa.ListArray.from_arrays(offsets, pa.array(counts.astype(np.int32))),
-        pa.array(np.bincount(rows, minlength=len(texts)).astype(np.int32)),
-    ], schema=ANALYSED_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.ListArray.from_arrays(offsets, vocab.take(pa.array(keys % max(len(vocab), 1)))),
+            pa.ListArray.from_arrays(offsets, pa.array(counts.astype(np.int32))),
+            pa.array(np.bincount(rows, minlength=len(texts)).astype(np.int32)),
+        ],
+        schema=ANALYSED_SCHEMA,
+    )
 
 
 def collection_statistics(analysed: pa.Table) -> tuple[Counter, int, int]:
@@ -108,4 +114,3 @@ def collection_statistics(analysed: pa.Table) -> tuple[Counter, int, int]:
 
 def indptr_of(rows: np.ndarray, num_rows: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_rows))]).astype(np.int64)
-

@@ -23,8 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import write_json, write_with
-from .analyzer import ANALYZER, Analyzer, analyse_texts
-from .analyzer import indptr_of
+from .analyzer import ANALYZER, Analyzer, analyse_texts, indptr_of
 
 
 class BM25Model:
@@ -54,10 +53,18 @@ class BM25Model:
         terms = sorted(df)
         table = pa.table({"term": pa.array(terms, pa.string()), "df": pa.array([df[t] for t in terms], pa.int64())})
         write_with(directory / "vocab.parquet", lambda tmp: pq.write_table(table, tmp))
-        write_json(directory / "bm25.json", {
-            "type": "bm25", "analyzer": ANALYZER, "k1": k1, "b": b, "documents": documents,
-            "avg_doc_length": total_length / max(documents, 1), "vocab_size": len(terms),
-        })
+        write_json(
+            directory / "bm25.json",
+            {
+                "type": "bm25",
+                "analyzer": ANALYZER,
+                "k1": k1,
+                "b": b,
+                "documents": documents,
+                "avg_doc_length": total_length / max(documents, 1),
+                "vocab_size": len(terms),
+            },
+        )
         return directory
 
     def _term_rows(self, analysed: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,10 +119,14 @@ class BM25Model:
         tf = Counter(doc_terms)
         norm = k1 * (1 - b + b * len(doc_terms) / avgdl)
         query_tf = Counter(t for t in self.analyze(query) if t in self.term_ids)
-        return float(sum(count * self.idf[self.term_ids[t]] * tf[t] * (k1 + 1) / (tf[t] + norm)
-                         for t, count in query_tf.items() if t in tf))
+        return float(
+            sum(
+                count * self.idf[self.term_ids[t]] * tf[t] * (k1 + 1) / (tf[t] + norm)
+                for t, count in query_tf.items()
+                if t in tf
+            )
+        )
 
 
 def bm25_fingerprint(k1: float, b: float) -> str:
     return f"bm25:{ANALYZER}:k1={k1}:b={b}"
-

@@ -14,11 +14,11 @@ import pyarrow.parquet as pq
 
 from ..atomic import write_with
 from ..index.queries import QueryBatch
+from ..representation import EncoderSpec, Runtime
 from .analyzer import analyse_texts, collection_statistics
 from .bm25 import BM25Model, bm25_fingerprint
 
 if TYPE_CHECKING:
-    from ..encoders.base import EncoderSpec, Runtime
     from ..execution import Executor
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,6 @@ class BM25Representation:
     mode = "sparse"
 
     def __init__(self, model: str, overrides: dict[str, Any], precision: str) -> None:
-        from ..encoders.base import EncoderSpec
-
         unknown = sorted(set(overrides) - {"k1", "b"})
         if unknown:
             raise ValueError(f"{NAME} takes k1 and b only; unknown: {unknown}")
@@ -71,8 +69,9 @@ class BM25Representation:
             documents += part_docs
         BM25Model.save(output_dir / self.files, df, length, documents, self.model_config["k1"], self.model_config["b"])
         self.dim = len(df)
-        logger.info("bm25 statistics: %d documents, %d terms, avg length %.1f", documents, len(df),
-                    length / max(documents, 1))
+        logger.info(
+            "bm25 statistics: %d documents, %d terms, avg length %.1f", documents, len(df), length / max(documents, 1)
+        )
 
     @staticmethod
     def document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> BM25DocumentEncoder:
@@ -99,8 +98,11 @@ class BM25DocumentEncoder:
         indptr, terms, weights = self.model.doc_weights(analysed)
         offsets = pa.array(indptr.astype(np.int32))
         return pa.Table.from_arrays(
-            [doc_ids.combine_chunks(), pa.ListArray.from_arrays(offsets, pa.array(terms, pa.int32())),
-             pa.ListArray.from_arrays(offsets, pa.array(weights, pa.float32()))],
+            [
+                doc_ids.combine_chunks(),
+                pa.ListArray.from_arrays(offsets, pa.array(terms, pa.int32())),
+                pa.ListArray.from_arrays(offsets, pa.array(weights, pa.float32())),
+            ],
             schema=SCHEMAS["sparse"],
         )
 

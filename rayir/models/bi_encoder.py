@@ -26,10 +26,10 @@ class Embeddings:
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
-    def float(self) -> "Embeddings":
+    def float(self) -> Embeddings:
         return Embeddings(self.vectors.float(), self.mask)
 
-    def select(self, index: torch.Tensor | slice) -> "Embeddings":
+    def select(self, index: torch.Tensor | slice) -> Embeddings:
         return Embeddings(self.vectors[index], None if self.mask is None else self.mask[index])
 
 
@@ -126,16 +126,19 @@ class BiEncoderModel(PreTrainedModel):
             num_docs = [len(docs) // len(queries)] * len(queries)
         if sum(num_docs) != len(docs):
             raise ValueError(f"num_docs sums to {sum(num_docs)} but there are {len(docs)} documents")
-        index = torch.repeat_interleave(torch.arange(len(queries), device=queries.vectors.device),
-                                        torch.tensor(num_docs, device=queries.vectors.device))
+        index = torch.repeat_interleave(
+            torch.arange(len(queries), device=queries.vectors.device),
+            torch.tensor(num_docs, device=queries.vectors.device),
+        )
         return self.score_pairs(queries.select(index), docs)
 
     def score_pairs(self, queries: Embeddings, docs: Embeddings) -> torch.Tensor:
         """Scores of aligned (query i, doc i) pairs."""
         cfg = self.config
         if cfg.mode == "multi_vector":
-            return scoring.maxsim(queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity,
-                                  cfg.query_aggregation)
+            return scoring.maxsim(
+                queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.query_aggregation
+            )
         similarity = "dot" if cfg.mode == "sparse" else cfg.similarity
         return scoring.vector_similarity(queries.vectors, docs.vectors, similarity)
 
@@ -143,7 +146,8 @@ class BiEncoderModel(PreTrainedModel):
         """All query x document scores ``(Nq, Nd)`` (in-batch negatives)."""
         cfg = self.config
         if cfg.mode == "multi_vector":
-            return scoring.maxsim_matrix(queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity,
-                                         cfg.query_aggregation)
+            return scoring.maxsim_matrix(
+                queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.query_aggregation
+            )
         similarity = "dot" if cfg.mode == "sparse" else cfg.similarity
         return scoring.vector_similarity_matrix(queries.vectors, docs.vectors, similarity)

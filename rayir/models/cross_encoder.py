@@ -43,7 +43,9 @@ class CrossEncoderModel(PreTrainedModel):
                 layer = torch.nn.TransformerEncoderLayer(
                     hidden, config.listwise_heads, dim_feedforward=2 * hidden, dropout=0.0, batch_first=True
                 )
-                self.list_encoder = torch.nn.TransformerEncoder(layer, config.listwise_layers, enable_nested_tensor=False)
+                self.list_encoder = torch.nn.TransformerEncoder(
+                    layer, config.listwise_layers, enable_nested_tensor=False
+                )
         # Token ids the seq2seq heads read; filled in by the module once a tokenizer is known.
         self.register_buffer("head_token_ids", torch.zeros(2, dtype=torch.long), persistent=False)
         self.post_init()
@@ -60,7 +62,9 @@ class CrossEncoderModel(PreTrainedModel):
     def forward(self, batch: dict[str, torch.Tensor], num_docs: list[int] | None = None) -> torch.Tensor:
         """Flat scores, one per pair. ``num_docs`` groups consecutive pairs by query (listwise only)."""
         cfg = self.config
-        inputs = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = {
+            k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
         if cfg.mode == "sequence_classification":
             return self.encoder(**inputs).logits[:, cfg.label_index]
         if cfg.mode in ("mono_t5", "rank_t5"):

@@ -70,7 +70,9 @@ def _package_model_dir(module_name: str) -> Path:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise FileNotFoundError(f"{PACKAGE_PREFIX}{module_name}: Python package {module_name!r} is not installed") from None
+        raise FileNotFoundError(
+            f"{PACKAGE_PREFIX}{module_name}: Python package {module_name!r} is not installed"
+        ) from None
     if not hasattr(module, "get_model_path"):
         raise ValueError(f"{PACKAGE_PREFIX}{module_name}: the package has no get_model_path()")
     return Path(module.get_model_path())
@@ -78,7 +80,7 @@ def _package_model_dir(module_name: str) -> Path:
 
 def resolve_model_dir(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
-    path = _package_model_dir(text[len(PACKAGE_PREFIX):]) if text.startswith(PACKAGE_PREFIX) else Path(text)
+    path = _package_model_dir(text[len(PACKAGE_PREFIX) :]) if text.startswith(PACKAGE_PREFIX) else Path(text)
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         raise FileNotFoundError(
             f"{name_or_path}: not a model directory (no config.json or modules.json); rayir loads local "
@@ -275,8 +277,10 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
         # A fine-tuned rayir bi-encoder: its backbone (which has learnt the domain) with a fresh head.
         bi_encoder, tokenizer = load_bi_encoder(path)
         if bi_encoder.config.mode == "sparse" or overrides.get("mode", "pointwise") not in ("pointwise", "listwise"):
-            raise ValueError(f"{path}: a cross-encoder can start from a dense or multi-vector bi-encoder's "
-                             "backbone in pointwise or listwise mode only")
+            raise ValueError(
+                f"{path}: a cross-encoder can start from a dense or multi-vector bi-encoder's "
+                "backbone in pointwise or listwise mode only"
+            )
         config = CrossEncoderConfig(encoder_config=bi_encoder.encoder.config, **overrides)
         model = CrossEncoderModel(config, encoder=bi_encoder.encoder)
     else:

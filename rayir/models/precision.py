@@ -13,21 +13,26 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import partial
-from typing import ContextManager, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
-PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+from ..options import check_precision
 
 
 def onednn_available() -> bool:
     """oneDNN's prepacked bf16 kernels exist in this torch build and this CPU can run them
     (AVX-512 BW/VL/DQ or AVX-NE-CONVERT; an AVX2-only CPU cannot, and falls back to autocast)."""
     mkldnn = torch.ops.mkldnn
-    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
-            and hasattr(mkldnn, "_is_mkldnn_bf16_supported") and bool(mkldnn._is_mkldnn_bf16_supported()))
+    return (
+        torch.backends.mkldnn.is_available()
+        and hasattr(mkldnn, "_linear_pointwise")
+        and hasattr(mkldnn, "_is_mkldnn_bf16_supported")
+        and bool(mkldnn._is_mkldnn_bf16_supported())
+    )
 
 
 class PrepackedLinear(nn.Module):
@@ -46,8 +51,9 @@ class PrepackedLinear(nn.Module):
         leading = x.shape[:-1]
         flat = x.to(torch.bfloat16).reshape(-1, x.shape[-1])
         # The last argument is GELU's approximation ("none" = exact erf), empty for no activation.
-        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed_weight, self.bias, self.activation, [],
-                                                 "none" if self.activation == "gelu" else "")
+        out = torch.ops.mkldnn._linear_pointwise(
+            flat, self.packed_weight, self.bias, self.activation, [], "none" if self.activation == "gelu" else ""
+        )
         return out.reshape(*leading, self.out_features)
 
 
@@ -89,12 +95,12 @@ def _prepack(module: nn.Module) -> None:
             _prepack(child)
 
 
-def prepare_for_inference(model: nn.Module, precision: str,
-                          device: str | torch.device) -> Callable[[], ContextManager]:
+def prepare_for_inference(
+    model: nn.Module, precision: str, device: str | torch.device
+) -> Callable[[], AbstractContextManager]:
     """Make ``model`` (in place, inference only) run at ``precision`` on ``device``. Returns a
     factory for the context every forward pass must run under (autocast on GPUs, else nothing)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    check_precision(precision)
     device_type = torch.device(device).type
     if precision == "float32":
         return contextlib.nullcontext

@@ -63,8 +63,9 @@ class BiEncoderTokenizer:
     def _encode(self, texts: Sequence[str], max_length: int, marker_id: int | None) -> dict[str, torch.Tensor]:
         texts = list(texts)
         room = max_length - (1 if marker_id is not None else 0)
-        enc = self.tokenizer(texts, truncation=True, max_length=room, padding=True, return_tensors="pt",
-                             return_special_tokens_mask=True)
+        enc = self.tokenizer(
+            texts, truncation=True, max_length=room, padding=True, return_tensors="pt", return_special_tokens_mask=True
+        )
         input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
         if marker_id is not None:
             # Insert the marker right after the first ([CLS]) token.

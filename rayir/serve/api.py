@@ -14,8 +14,14 @@ from .rerank import rerank
 __all__ = ["Searcher", "rerank", "search"]
 
 
-def search(index_dir: str | Path, queries: str | Path | list[QuerySample] | list[str], k: int = 100,
-           split: str | None = None, batch_size: int = 64, **searcher_options: Any) -> Run:
+def search(
+    index_dir: str | Path,
+    queries: str | Path | list[QuerySample] | list[str],
+    k: int = 100,
+    split: str | None = None,
+    batch_size: int = 64,
+    **searcher_options: Any,
+) -> Run:
     """A run for ``queries`` (a source, samples, or plain texts numbered from ``"0"``)."""
     if isinstance(queries, (str, Path)):
         samples = list(read_queries(queries, split=split))

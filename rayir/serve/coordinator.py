@@ -66,8 +66,9 @@ class Searcher:
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> SearchResult:
         """Top-``k`` of each query text (exact over all shards); queries are numbered from ``"0"``."""
-        return SearchResult([str(i) for i in range(len(texts))], self.search_batch(self.encoder(list(texts)), k),
-                            self.doc_table)
+        return SearchResult(
+            [str(i) for i in range(len(texts))], self.search_batch(self.encoder(list(texts)), k), self.doc_table
+        )
 
     def search_batch(self, queries: QueryBatch, k: int = 10) -> HitMatrix:
         """Top-``k`` of already encoded queries: fan out to every shard, merge exactly."""
@@ -102,14 +103,17 @@ class Searcher:
                 return self.executor.result(future)
             except self.executor.retryable_errors as err:
                 if attempt == self.max_retries:
-                    raise RuntimeError(f"shard {shard} ({self._actor_args[shard][0]}) failed {attempt + 1} times") from err
+                    raise RuntimeError(
+                        f"shard {shard} ({self._actor_args[shard][0]}) failed {attempt + 1} times"
+                    ) from err
                 self.restarts += 1
                 logger.warning("shard %d failed (%s); retrying the batch", shard, type(err).__name__)
                 if _gone_for_good(err) and actor is self.actors[shard]:
                     # Restarts exhausted or killed for good: start a fresh actor for this shard
                     # (once: later batches that were in flight to the dead actor just re-send).
-                    [self.actors[shard]] = self.executor.actors(IndexShardActor, [self._actor_args[shard]],
-                                                                **self._placement)
+                    [self.actors[shard]] = self.executor.actors(
+                        IndexShardActor, [self._actor_args[shard]], **self._placement
+                    )
                 time.sleep(0.5 * attempt)
                 actor = self.actors[shard]
                 future = self.executor.call(actor, "search", batch, k)
@@ -144,8 +148,13 @@ class Searcher:
             logger.info("%d/%d queries (%.1f q/s)", done, len(queries), rate)
         return SearchResult(query_ids, HitMatrix.stack(parts), self.doc_table)
 
-    def search(self, queries: Sequence[QuerySample], k: int = 100, batch_size: int = 64,
-               on_batch: Callable[[int, int], None] | None = None) -> Run:
+    def search(
+        self,
+        queries: Sequence[QuerySample],
+        k: int = 100,
+        batch_size: int = 64,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> Run:
         """A run ``{query_id: {doc_id: score}}`` for all ``queries`` (see :meth:`search_result`)."""
         return self.search_result(queries, k, batch_size, on_batch).to_run()
 

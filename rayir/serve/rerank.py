@@ -22,6 +22,7 @@ from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.staging import stage_corpus
 from ..execution import Pool, executor
+from ..options import check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -53,25 +54,36 @@ class AttachCandidates:
                 query_ids.append(query_id)
                 doc_ids.append(doc_id)
                 texts.append(text)
-        return pa.table({
-            "query_id": pa.array(query_ids, pa.string()),
-            "doc_id": pa.array(doc_ids, pa.string()),
-            "query": pa.array([self.queries[q] for q in query_ids], pa.string()),
-            "text": pa.array(texts, pa.string()),
-        })
+        return pa.table(
+            {
+                "query_id": pa.array(query_ids, pa.string()),
+                "doc_id": pa.array(doc_ids, pa.string()),
+                "query": pa.array([self.queries[q] for q in query_ids], pa.string()),
+                "text": pa.array(texts, pa.string()),
+            }
+        )
 
 
 class PairScorer:
     """Ray Data callable class: scores a batch of (query text, doc text) pairs."""
 
-    def __init__(self, model: str, kind: str, overrides: dict[str, Any], batch_size: int, device: str,
-                 threads: int | None, precision: str = "float32") -> None:
+    def __init__(
+        self,
+        model: str,
+        kind: str,
+        overrides: dict[str, Any],
+        batch_size: int,
+        device: str,
+        threads: int | None,
+        precision: str = "float32",
+    ) -> None:
         from ..models.inference import load_for_inference
         from ..modules import BiEncoderModule, CrossEncoderModule
 
         module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
-        self.module, self.precision_context = load_for_inference(module_cls, model, overrides, batch_size=batch_size,
-                                                                 device=device, precision=precision, threads=threads)
+        self.module, self.precision_context = load_for_inference(
+            module_cls, model, overrides, batch_size=batch_size, device=device, precision=precision, threads=threads
+        )
         self.kind = kind
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
 
@@ -101,12 +113,14 @@ class PairScorer:
 
 def pack_candidate_list(group: pa.Table) -> pa.Table:
     """All candidates of one query as a single row (``doc_ids`` and ``texts`` lists)."""
-    return pa.table({
-        "query_id": [group.column("query_id")[0].as_py()],
-        "query": [group.column("query")[0].as_py()],
-        "doc_ids": [group.column("doc_id").to_pylist()],
-        "texts": [group.column("text").to_pylist()],
-    })
+    return pa.table(
+        {
+            "query_id": [group.column("query_id")[0].as_py()],
+            "query": [group.column("query")[0].as_py()],
+            "doc_ids": [group.column("doc_id").to_pylist()],
+            "texts": [group.column("text").to_pylist()],
+        }
+    )
 
 
 def check_first_stage_weight(weight: float) -> None:
@@ -160,10 +174,7 @@ def rerank(
     under ``work_dir`` (kept, and reused by a re-run) or else in a temporary directory removed at
     the end. ``in_process=True`` joins and scores in this process without Ray (small runs).
     """
-    from ..models.precision import PRECISIONS
-
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    check_precision(precision)
     check_first_stage_weight(first_stage_weight)  # before any work
     config_overrides = dict(model_config or {})
 
@@ -180,17 +191,42 @@ def rerank(
 
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="rayir-rerank-"))
     try:
-        result = _score(execution, model, kind, config_overrides, pairs, query_texts, corpus, work, batch_size,
-                        num_scorers, threads_per_scorer, gpus_per_scorer, precision)
+        result = _score(
+            execution,
+            model,
+            kind,
+            config_overrides,
+            pairs,
+            query_texts,
+            corpus,
+            work,
+            batch_size,
+            num_scorers,
+            threads_per_scorer,
+            gpus_per_scorer,
+            precision,
+        )
     finally:
         if not work_dir:
             shutil.rmtree(work, ignore_errors=True)
     return interpolate_with_first_stage(result, input_run, first_stage_weight)
 
 
-def _score(execution: Any, model: str | Path, kind: str, config_overrides: dict[str, Any], pairs: list[tuple[str, str]],
-           query_texts: dict[str, str], corpus: str | Path, work: Path, batch_size: int, num_scorers: int,
-           threads_per_scorer: int | None, gpus_per_scorer: float, precision: str) -> Run:
+def _score(
+    execution: Any,
+    model: str | Path,
+    kind: str,
+    config_overrides: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    query_texts: dict[str, str],
+    corpus: str | Path,
+    work: Path,
+    batch_size: int,
+    num_scorers: int,
+    threads_per_scorer: int | None,
+    gpus_per_scorer: float,
+    precision: str,
+) -> Run:
     chunks = stage_corpus(corpus, work / "corpus", 8192, {"corpus": str(corpus)})
     docs = execution.read_parquet([str(work / "corpus" / c.path) for c in chunks])
     candidates: dict[str, list[str]] = {}
@@ -199,14 +235,24 @@ def _score(execution: Any, model: str | Path, kind: str, config_overrides: dict[
     # A broadcast join: every corpus chunk keeps the candidate documents and pairs them with their
     # queries; the candidate map (the size of the run, not of the corpus) is shared by object ref.
     joined = execution.map_batches(
-        docs, AttachCandidates, {"candidates": execution.put(candidates), "queries": execution.put(query_texts)},
-        Pool(size=1, num_cpus=0.5), batch_format="pyarrow",
+        docs,
+        AttachCandidates,
+        {"candidates": execution.put(candidates), "queries": execution.put(query_texts)},
+        Pool(size=1, num_cpus=0.5),
+        batch_format="pyarrow",
         materialize=True,  # finished before scoring starts: its workers never wait on the scorers' CPUs
     )
     if threads_per_scorer is None:
         threads_per_scorer = execution.threads_per_worker(num_scorers)
-    scorer = dict(model=str(model), kind=kind, overrides=config_overrides, batch_size=batch_size,
-                  device="cuda" if gpus_per_scorer else "cpu", threads=threads_per_scorer, precision=precision)
+    scorer = dict(
+        model=str(model),
+        kind=kind,
+        overrides=config_overrides,
+        batch_size=batch_size,
+        device="cuda" if gpus_per_scorer else "cpu",
+        threads=threads_per_scorer,
+        precision=precision,
+    )
     pool = Pool(size=num_scorers, num_cpus=0 if gpus_per_scorer else threads_per_scorer or 1, num_gpus=gpus_per_scorer)
     started = time.perf_counter()
     if kind == "cross" and _is_listwise(model, config_overrides):

@@ -43,8 +43,10 @@ class SearchResult:
 
     def to_run(self) -> Run:
         """``{query_id: {doc_id: score}}`` in rank order (for evaluation and the Python API)."""
-        return {query_id: dict(zip(self.row_ids(row), map(float, self.hits.scores[row, : self.hits.counts[row]])))
-                for row, query_id in enumerate(self.query_ids)}
+        return {
+            query_id: dict(zip(self.row_ids(row), map(float, self.hits.scores[row, : self.hits.counts[row]])))
+            for row, query_id in enumerate(self.query_ids)
+        }
 
     def write_trec(self, path: str | Path, tag: str = "rayir") -> Path:
         """A TREC run file, queries in id order, each ranked as searched; written atomically."""
@@ -55,6 +57,8 @@ class SearchResult:
             for row in order:
                 query_id = self.query_ids[row]
                 scores = self.hits.scores[row, : self.hits.counts[row]].tolist()
-                handle.writelines(f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
-                                  for rank, (doc_id, score) in enumerate(zip(self.row_ids(row), scores), start=1))
+                handle.writelines(
+                    f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
+                    for rank, (doc_id, score) in enumerate(zip(self.row_ids(row), scores), start=1)
+                )
         return path

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import lightning
 import torch
 from ray.train.lightning import RayTrainReportCallback
+
+logger = logging.getLogger(__name__)
 
 
 class ReportCheckpoint(RayTrainReportCallback):
@@ -80,15 +82,19 @@ class ProgressLog(lightning.Callback):
             return
         loss = trainer.callback_metrics.get("train_loss")
         rate = self._samples * trainer.world_size / (time.perf_counter() - self._start)
-        print(f"[rayir.fit] step {trainer.global_step}/{trainer.estimated_stepping_batches} "
-              f"loss {float(loss) if loss is not None else float('nan'):.4f} {rate:.1f} samples/s",
-              file=sys.stderr, flush=True)
+        logger.info(
+            "step %d/%d loss %.4f %.1f samples/s",
+            trainer.global_step,
+            trainer.estimated_stepping_batches,
+            float(loss) if loss is not None else float("nan"),
+            rate,
+        )
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.global_rank == 0:
             found = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
             if found:
-                print(f"[rayir.fit] step {trainer.global_step} validation {found}", file=sys.stderr, flush=True)
+                logger.info("step %d validation %s", trainer.global_step, found)
 
 
 class SetDatasetEpoch(lightning.Callback):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from torch.utils.data import Dataset
+# No torch here, not even under TYPE_CHECKING (jsonargparse evaluates those blocks when it reads
+# these dataclasses for the CLI): ``build`` returns a torch ``Dataset``, typed ``Any``.
 
 
 @dataclass
@@ -47,12 +48,14 @@ class TrainingData:
     seed: int = 0
     fresh_negatives: bool = False
 
-    def build(self) -> Dataset:
+    def build(self) -> Any:
         from ..data.datasets import QrelsDataset, RunDataset, TupleDataset
 
         if self.fresh_negatives and (self.triples is not None or self.targets == "score"):
-            raise ValueError("fresh_negatives redraws hard negatives from qrels + run: triples and "
-                             "targets: score keep their documents fixed; remove it")
+            raise ValueError(
+                "fresh_negatives redraws hard negatives from qrels + run: triples and "
+                "targets: score keep their documents fixed; remove it"
+            )
         if self.triples is not None:
             self._unused("triples", qrels=self.qrels, run=self.run)
             if self.targets != "binary":
@@ -64,12 +67,29 @@ class TrainingData:
             if self.run is None:
                 raise ValueError("targets: score needs a run whose scores are the teacher's")
             self._unused("targets: score", qrels=self.qrels)
-            return RunDataset(self.run, self.queries, self.corpus, depth=self.depth, sample_size=self.num_negatives + 1,
-                              sampling_strategy="top", targets="score", split=self.split)
+            return RunDataset(
+                self.run,
+                self.queries,
+                self.corpus,
+                depth=self.depth,
+                sample_size=self.num_negatives + 1,
+                sampling_strategy="top",
+                targets="score",
+                split=self.split,
+            )
         if self.qrels is None:
             raise ValueError("give triples, qrels (+ run for hard negatives), or a run with targets: score")
-        return QrelsDataset(self.qrels, self.queries, self.corpus, run=self.run, num_negatives=self.num_negatives,
-                            depth=self.depth, split=self.split, seed=self.seed, fresh_negatives=self.fresh_negatives)
+        return QrelsDataset(
+            self.qrels,
+            self.queries,
+            self.corpus,
+            run=self.run,
+            num_negatives=self.num_negatives,
+            depth=self.depth,
+            split=self.split,
+            seed=self.seed,
+            fresh_negatives=self.fresh_negatives,
+        )
 
     @staticmethod
     def _unused(layout: str, **fields: str | None) -> None:
@@ -102,7 +122,7 @@ class ValidationData:
     measures: list[str] = field(default_factory=lambda: ["nDCG@10"])
     every_n_steps: int | None = None
 
-    def build(self) -> Dataset:
+    def build(self) -> Any:
         from ..data.datasets import RunDataset
 
         return RunDataset(self.run, self.queries, self.corpus, depth=self.depth, qrels=self.qrels, split=self.split)

@@ -9,9 +9,9 @@ finished model is copied to ``<output>/checkpoint``, which encoding and re-ranki
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_json
-from ..losses import Loss
+from ..loss_base import Loss
 from ..ray_runtime import ensure_ray
 from .options import Optimization, Scaling, TrainingData, ValidationData
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_SUBDIR = "model"
 LIGHTNING_CHECKPOINT = "checkpoint.ckpt"
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,17 +83,27 @@ def fit(
     data = _with_absolute_paths(data)
     validation = _with_absolute_paths(validation) if validation else None
     config = {
-        "model": _absolute(model), "kind": kind, "data": data, "validation": validation, "losses": list(losses),
-        "optimization": optimization, "scaling": scaling, "model_config": model_config or {},
+        "model": _absolute(model),
+        "kind": kind,
+        "data": data,
+        "validation": validation,
+        "losses": list(losses),
+        "optimization": optimization,
+        "scaling": scaling,
+        "model_config": model_config or {},
         "callbacks": list(callbacks),
     }
     trainer = TorchTrainer(
         train_worker,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
-                                     resources_per_worker={"CPU": scaling.cpus_per_worker}),
+        scaling_config=ScalingConfig(
+            num_workers=scaling.num_workers,
+            use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker},
+        ),
         run_config=RunConfig(
-            name="fit", storage_path=str(out / "ray_train"),
+            name="fit",
+            storage_path=str(out / "ray_train"),
             failure_config=FailureConfig(max_failures=scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=scaling.keep_checkpoints),
         ),
@@ -107,13 +120,24 @@ def fit(
         _install(Path(directory) / MODEL_SUBDIR, final)
     steps = int(metrics.get("step", 0))
     summary = FitResult(final, metrics, steps, int(metrics.get("samples", 0)), seconds)
-    write_json(out / "training.json", {
-        "model": model, "kind": kind, "checkpoint": str(final), "metrics": metrics, "steps": steps,
-        "seconds": round(seconds, 2), "samples_per_second": round(summary.samples_per_second, 2),
-        "losses": [repr(loss) for loss in losses], "data": asdict(data),
-        "validation": asdict(validation) if validation else None,
-        "optimization": asdict(optimization), "scaling": asdict(scaling), "model_config": model_config or {},
-    })
+    write_json(
+        out / "training.json",
+        {
+            "model": model,
+            "kind": kind,
+            "checkpoint": str(final),
+            "metrics": metrics,
+            "steps": steps,
+            "seconds": round(seconds, 2),
+            "samples_per_second": round(summary.samples_per_second, 2),
+            "losses": [repr(loss) for loss in losses],
+            "data": asdict(data),
+            "validation": asdict(validation) if validation else None,
+            "optimization": asdict(optimization),
+            "scaling": asdict(scaling),
+            "model_config": model_config or {},
+        },
+    )
     return summary
 
 
@@ -148,7 +172,10 @@ def train_worker(config: dict[str, Any]) -> None:
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
     from ..data.datamodule import RankDataModule
+    from ..logs import configure_logging
     from ..modules import BiEncoderModule, CrossEncoderModule
+
+    configure_logging()  # this worker's progress lines reach the driver's output as before
     from .callbacks import ProgressLog, ReportCheckpoint, SetDatasetEpoch
 
     optimization: Optimization = config["optimization"]
@@ -160,11 +187,19 @@ def train_worker(config: dict[str, Any]) -> None:
 
     module_cls = BiEncoderModule if config["kind"] == "bi" else CrossEncoderModule
     module = module_cls(config["model"], **config["model_config"])
-    module.configure_training(config["losses"], lr=optimization.lr, weight_decay=optimization.weight_decay,
-                              warmup_steps=optimization.warmup_steps,
-                              measures=validation.measures if validation else ("nDCG@10",))
-    datamodule = RankDataModule(train=config["data"].build, batch_size=optimization.batch_size,
-                                val=validation.build if validation else None, seed=optimization.seed)
+    module.configure_training(
+        config["losses"],
+        lr=optimization.lr,
+        weight_decay=optimization.weight_decay,
+        warmup_steps=optimization.warmup_steps,
+        measures=validation.measures if validation else ("nDCG@10",),
+    )
+    datamodule = RankDataModule(
+        train=config["data"].build,
+        batch_size=optimization.batch_size,
+        val=validation.build if validation else None,
+        seed=optimization.seed,
+    )
     every = validation.every_n_steps if validation else None
     trainer = lightning.Trainer(
         max_epochs=optimization.max_epochs,
@@ -173,8 +208,12 @@ def train_worker(config: dict[str, Any]) -> None:
         devices="auto",
         strategy=RayDDPStrategy(find_unused_parameters=True),  # e.g. a BERT pooler no score uses
         plugins=[RayLightningEnvironment()],
-        callbacks=[ReportCheckpoint(scaling.checkpoint_every_n_steps), ProgressLog(), SetDatasetEpoch(),
-                   *config["callbacks"]],
+        callbacks=[
+            ReportCheckpoint(scaling.checkpoint_every_n_steps),
+            ProgressLog(),
+            SetDatasetEpoch(),
+            *config["callbacks"],
+        ],
         precision=optimization.precision,
         gradient_clip_val=optimization.gradient_clip or None,
         val_check_interval=every if every else 1.0,
@@ -192,8 +231,8 @@ def train_worker(config: dict[str, Any]) -> None:
         trainer.fit(module, datamodule=datamodule)
         return
     with checkpoint.as_directory() as directory:
-        print(f"[rayir.fit] resuming from {directory}", file=sys.stderr, flush=True)
+        logger.info("resuming from %s", directory)
         # weights_only: the resume path never unpickles arbitrary objects from the checkpoint.
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT),
-                    weights_only=True)
-
+        trainer.fit(
+            module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT), weights_only=True
+        )

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
-from ..index.queries import QueryBatch
+from .index.queries import QueryBatch
 
 if TYPE_CHECKING:
-    from ..encode.staging import Chunk
-    from ..execution import Executor
+    from .encode.staging import Chunk
+    from .execution import Executor
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,7 @@ class Representation(Protocol):
         ...
 
     @staticmethod
-    def document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> DocumentEncoder:
-        ...
+    def document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> DocumentEncoder: ...
 
     @staticmethod
-    def query_encoder(spec: EncoderSpec, files: Path | None, mode: str, runtime: Runtime) -> QueryEncoder:
-        ...
+    def query_encoder(spec: EncoderSpec, files: Path | None, mode: str, runtime: Runtime) -> QueryEncoder: ...

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..models.bi_encoder import Embeddings
+from .bi_encoder import Embeddings
 
 
 def world() -> tuple[int, int]:

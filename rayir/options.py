@@ -6,7 +6,7 @@ A leaf module without torch: the CLI builds its parser from these before any sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Precision = Literal["float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
@@ -40,3 +40,46 @@ class EncodingOptions:
     gpus_per_encoder: float = 0
     precision: Precision = "float32"
     retries: int = 1
+
+
+@dataclass
+class ServingOptions:
+    """How index shards are served (see ``rayir.Searcher``).
+
+    Args:
+        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``).
+        cpus_per_shard: CPUs reserved per shard actor (0: no reservation, so any number of shards
+            fits a small machine).
+        threads_per_shard: Faiss / torch threads per shard worker (default: the libraries' own).
+        shard_resources: Custom Ray resources per shard actor, e.g. ``{index_shard: 1}`` to place
+            shards on the memory-heavy nodes of ``cluster/`` that advertise it.
+        device: Device for the query encoder.
+        max_retries: Re-sends of a batch to a failed shard (and Ray restarts per shard actor).
+    """
+
+    shard_options: dict[str, Any] | None = None
+    cpus_per_shard: float = 0
+    threads_per_shard: int | None = None
+    shard_resources: dict[str, float] | None = None
+    device: str = "cpu"
+    max_retries: int = 3
+
+
+@dataclass
+class ScoringOptions:
+    """How re-rank scorers run (see ``rayir.rerank``).
+
+    Args:
+        batch_size: Pairs per forward pass.
+        num_scorers: Scoring actors (each loads the model once).
+        threads_per_scorer: CPU threads per scorer (default: the cluster's CPUs split evenly, at
+            most one node's).
+        gpus_per_scorer: GPUs per scoring actor (0 = CPU).
+        precision: ``bfloat16`` scores in bf16 (see :mod:`rayir.models.precision`).
+    """
+
+    batch_size: int = 32
+    num_scorers: int = 1
+    threads_per_scorer: int | None = None
+    gpus_per_scorer: float = 0
+    precision: Precision = "float32"

@@ -12,6 +12,7 @@ from rayir.data import read_queries, read_run
 from rayir.encode import encode_corpus
 from rayir.evaluate import evaluate
 from rayir.index import build_index
+from rayir.options import ScoringOptions
 from rayir.serve.coordinator import Searcher
 from rayir.serve.shard_actor import IndexShardActor
 
@@ -156,7 +157,7 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         str(tmp_path / "bf16.run"),
         depth=20,
         split="test",
-        precision="bfloat16",
+        scoring=ScoringOptions(precision="bfloat16"),
         model_config={"similarity": "cosine"},
     )
     bf16 = read_run(tmp_path / "bf16.run")

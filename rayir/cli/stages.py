@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..lexical import DEFAULT_MODEL
 from ..loss_base import Loss
-from ..options import EncodingOptions, Precision
+from ..options import EncodingOptions, ScoringOptions, ServingOptions
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
 
 
@@ -140,10 +140,7 @@ def search(
     qrels: str | None = None,
     measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006 - jsonargparse reads the default
     batch_size: int = 64,
-    shard_options: dict[str, Any] | None = None,
-    cpus_per_shard: float = 0,
-    shard_resources: dict[str, float] | None = None,
-    device: str = "cpu",
+    serving: ServingOptions = ServingOptions(),  # noqa: B008 - jsonargparse reads the default
     tag: str = "rayir",
     in_process: bool = False,
 ) -> dict[str, Any]:
@@ -158,14 +155,10 @@ def search(
         qrels: Judgements (a qrels file, BEIR directory or ``irds:<id>``); prints metrics when given.
         measures: ``ir_measures`` names.
         batch_size: Queries per encoded batch sent to the shards.
-        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``).
-        cpus_per_shard: CPUs reserved per shard actor.
-        shard_resources: Custom Ray resources per shard actor, e.g. ``{index_shard: 1}`` to place shards
-            on the memory-heavy nodes of ``cluster/`` that advertise it.
-        device: Device for the query encoder.
+        serving: Shard backend options, placement, retries and the query encoder's device.
         tag: Run tag (last column of the run file).
         in_process: Load the shards into this process instead of Ray actors (small indexes); then
-            ``cpus_per_shard`` and ``shard_resources`` must stay unset.
+            ``serving.cpus_per_shard`` and ``serving.shard_resources`` must stay unset.
     """
     from ..data import read_queries
     from ..serve.coordinator import Searcher
@@ -173,14 +166,7 @@ def search(
     query_list = list(read_queries(queries, split=split))
     if not query_list:
         raise ValueError(f"{queries}: no queries")
-    with Searcher(
-        index,
-        shard_options=shard_options,
-        cpus_per_shard=cpus_per_shard,
-        shard_resources=shard_resources,
-        device=device,
-        in_process=in_process,
-    ) as searcher:
+    with Searcher(index, serving, in_process=in_process) as searcher:
         result = searcher.search_result(query_list, k=k, batch_size=batch_size)
         restarts = searcher.restarts
     result.write_trec(output, tag=tag)
@@ -201,12 +187,8 @@ def re_rank(
     qrels: str | None = None,
     measures: list[str] = ["nDCG@10"],  # noqa: B006
     kind: Literal["auto", "cross", "bi"] = "auto",
-    batch_size: int = 32,
-    num_scorers: int = 1,
-    threads_per_scorer: int | None = None,
-    gpus_per_scorer: float = 0,
+    scoring: ScoringOptions = ScoringOptions(),  # noqa: B008
     work_dir: str | None = None,
-    precision: Precision = "float32",
     first_stage_weight: float = 0.0,
     tag: str = "rayir-rerank",
     model_config: dict[str, Any] | None = None,
@@ -225,18 +207,15 @@ def re_rank(
         qrels: Judgements; prints metrics when given.
         measures: ``ir_measures`` names.
         kind: ``cross``, ``bi``, or ``auto`` (from the checkpoint layout).
-        batch_size: Pairs per forward pass.
-        num_scorers: Scoring actors.
-        threads_per_scorer: CPU threads per scoring actor.
-        gpus_per_scorer: GPUs per scoring actor.
+        scoring: Batch size, scorer actors, threads, GPUs and precision of the scorers.
         work_dir: Where the corpus is staged (kept, reused across re-runs); by default a temporary
             directory removed at the end.
-        precision: ``bfloat16`` scores in bf16 (see :mod:`rayir.models.precision`).
         first_stage_weight: Mix in the input run's scores: ``(1 - w) * model + w * run``, both
             min-max normalised per query; 0 (default) keeps the model's scores alone.
         tag: Run tag.
         model_config: Model config overrides.
-        in_process: Join and score in this process without Ray (small runs); ``num_scorers`` must be 1.
+        in_process: Join and score in this process without Ray (small runs); ``scoring.num_scorers``
+            must be 1.
     """
     from ..data import write_run
     from ..serve.rerank import rerank as rerank_run
@@ -249,15 +228,11 @@ def re_rank(
         depth=depth,
         split=split,
         kind=kind,
-        batch_size=batch_size,
-        num_scorers=num_scorers,
-        threads_per_scorer=threads_per_scorer,
-        gpus_per_scorer=gpus_per_scorer,
         work_dir=work_dir,
-        precision=precision,
         first_stage_weight=first_stage_weight,
         in_process=in_process,
         model_config=model_config,
+        scoring=scoring,
     )
     write_run(result, output, tag=tag)
     return _report(

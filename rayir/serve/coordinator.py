@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..execution import executor
 from ..index.hits import HitMatrix, merge_hits
 from ..index.manifest import read_doc_table, read_index_manifest
 from ..index.queries import QueryBatch
+from ..options import ServingOptions
 from .query_encoder import index_query_encoder
 from .results import SearchResult
 from .shard_actor import IndexShardActor
@@ -32,36 +34,36 @@ logger = logging.getLogger(__name__)
 class Searcher:
     """A long-lived search handle over a sharded index (one worker per shard).
 
-    ``shard_options`` go to every shard backend (``nprobe``, ``ef_search``,
-    ``candidates_per_token``). ``cpus_per_shard`` reserves CPUs per actor (0: no reservation, so
-    any number of shards fits a small machine). ``shard_resources`` (e.g. ``{"index_shard": 1}``)
-    places shard actors on nodes that advertise that custom resource (memory-heavy index nodes).
-    ``in_process=True`` loads the shards into this process instead of actors (small indexes,
+    ``serving`` (:class:`~rayir.options.ServingOptions`) sets backend options, placement and
+    retries. ``in_process=True`` loads the shards into this process instead of actors (small indexes,
     notebooks): the same search and merge without Ray.
     """
 
     def __init__(
         self,
         index_dir: str | Path,
-        shard_options: dict[str, Any] | None = None,
-        device: str = "cpu",
-        cpus_per_shard: float = 0,
-        threads_per_shard: int | None = None,
-        max_retries: int = 3,
-        shard_resources: dict[str, float] | None = None,
+        serving: ServingOptions | None = None,
         in_process: bool = False,
+        **options: Any,
     ) -> None:
+        """``options`` set single fields of ``serving`` (``Searcher(path, cpus_per_shard=1)``)."""
+        serving = replace(serving or ServingOptions(), **options)
         self.index_dir = Path(index_dir)
         self.manifest = read_index_manifest(index_dir)
         self.doc_table = read_doc_table(index_dir)
-        self.encoder = index_query_encoder(index_dir, self.manifest, device=device)
-        self.max_retries = max_retries
+        self.encoder = index_query_encoder(index_dir, self.manifest, device=serving.device)
+        self.max_retries = serving.max_retries
         self.restarts = 0
         self.executor = executor(in_process)
         self._actor_args = [
-            (str(self.index_dir / s["dir"]), shard_options or {}, threads_per_shard) for s in self.manifest["shards"]
+            (str(self.index_dir / s["dir"]), serving.shard_options or {}, serving.threads_per_shard)
+            for s in self.manifest["shards"]
         ]
-        self._placement = {"num_cpus": cpus_per_shard, "resources": shard_resources, "max_restarts": max_retries}
+        self._placement = {
+            "num_cpus": serving.cpus_per_shard,
+            "resources": serving.shard_resources,
+            "max_restarts": serving.max_retries,
+        }
         self.actors = self.executor.actors(IndexShardActor, self._actor_args, **self._placement)
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> SearchResult:

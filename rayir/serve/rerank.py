@@ -12,6 +12,7 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.staging import stage_corpus
 from ..execution import Pool, executor
-from ..options import check_precision
+from ..options import ScoringOptions, check_precision
 
 logger = logging.getLogger(__name__)
 
@@ -156,25 +157,25 @@ def rerank(
     depth: int = 100,
     split: str | None = None,
     kind: ModelKind = "auto",
-    batch_size: int = 32,
-    num_scorers: int = 1,
-    threads_per_scorer: int | None = None,
-    gpus_per_scorer: float = 0,
     work_dir: str | Path | None = None,
-    precision: str = "float32",
     first_stage_weight: float = 0.0,
     in_process: bool = False,
     model_config: dict[str, Any] | None = None,
+    scoring: ScoringOptions | None = None,
+    **options: Any,
 ) -> Run:
     """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
 
-    ``precision="bfloat16"`` scores in bf16, as encoding does (:mod:`rayir.models.precision`).
+    ``scoring`` (:class:`~rayir.options.ScoringOptions`: batch size, scorers, threads, GPUs,
+    precision; ``options`` set single fields of it) says how the scorers run; ``precision=
+    "bfloat16"`` scores in bf16, as encoding does (:mod:`rayir.models.precision`).
     ``first_stage_weight > 0`` mixes the input run's scores in (see
     :func:`interpolate_with_first_stage`); 0 keeps the model's scores alone. The corpus is staged
     under ``work_dir`` (kept, and reused by a re-run) or else in a temporary directory removed at
     the end. ``in_process=True`` joins and scores in this process without Ray (small runs).
     """
-    check_precision(precision)
+    scoring = replace(scoring or ScoringOptions(), **options)
+    check_precision(scoring.precision)
     check_first_stage_weight(first_stage_weight)  # before any work
     config_overrides = dict(model_config or {})
 
@@ -200,11 +201,7 @@ def rerank(
             query_texts,
             corpus,
             work,
-            batch_size,
-            num_scorers,
-            threads_per_scorer,
-            gpus_per_scorer,
-            precision,
+            scoring,
         )
     finally:
         if not work_dir:
@@ -221,11 +218,7 @@ def _score(
     query_texts: dict[str, str],
     corpus: str | Path,
     work: Path,
-    batch_size: int,
-    num_scorers: int,
-    threads_per_scorer: int | None,
-    gpus_per_scorer: float,
-    precision: str,
+    scoring: ScoringOptions,
 ) -> Run:
     chunks = stage_corpus(corpus, work / "corpus", 8192, {"corpus": str(corpus)})
     docs = execution.read_parquet([str(work / "corpus" / c.path) for c in chunks])
@@ -242,25 +235,27 @@ def _score(
         batch_format="pyarrow",
         materialize=True,  # finished before scoring starts: its workers never wait on the scorers' CPUs
     )
-    if threads_per_scorer is None:
-        threads_per_scorer = execution.threads_per_worker(num_scorers)
+    threads = scoring.threads_per_scorer
+    if threads is None:
+        threads = execution.threads_per_worker(scoring.num_scorers)
+    gpus = scoring.gpus_per_scorer
     scorer = dict(
         model=str(model),
         kind=kind,
         overrides=config_overrides,
-        batch_size=batch_size,
-        device="cuda" if gpus_per_scorer else "cpu",
-        threads=threads_per_scorer,
-        precision=precision,
+        batch_size=scoring.batch_size,
+        device="cuda" if gpus else "cpu",
+        threads=threads,
+        precision=scoring.precision,
     )
-    pool = Pool(size=num_scorers, num_cpus=0 if gpus_per_scorer else threads_per_scorer or 1, num_gpus=gpus_per_scorer)
+    pool = Pool(size=scoring.num_scorers, num_cpus=0 if gpus else threads or 1, num_gpus=gpus)
     started = time.perf_counter()
     if kind == "cross" and _is_listwise(model, config_overrides):
         # One row per query holding all its candidates, materialised before the scorers start.
         lists = execution.group_map(joined, "query_id", pack_candidate_list)
         scored = execution.map_batches(lists, PairScorer, scorer, pool, batch_size=1)
     else:
-        scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=batch_size)
+        scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=scoring.batch_size)
     result: Run = {}
     count = 0
     for batch in execution.iter_batches(scored, 4096):

@@ -29,13 +29,17 @@ class SearchResult:
     def __len__(self) -> int:
         return len(self.query_ids)
 
-    def row_ids(self, row: int) -> list[str]:
-        count = int(self.hits.counts[row])
-        return self.doc_table.take(pa.array(self.hits.ordinals[row, :count])).to_pylist()
+    def _flat(self) -> tuple[list[str], list[float], np.ndarray]:
+        """Every hit's doc id and score, row after row, in one Arrow lookup, and the row bounds."""
+        valid = self.hits.valid()
+        ids = self.doc_table.take(pa.array(self.hits.ordinals[valid])).to_pylist()
+        bounds = np.concatenate([[0], np.cumsum(self.hits.counts)])
+        return ids, self.hits.scores[valid].tolist(), bounds
 
     @property
     def doc_ids(self) -> list[list[str]]:
-        return [self.row_ids(row) for row in range(len(self))]
+        ids, _, bounds = self._flat()
+        return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     @property
     def scores(self) -> list[np.ndarray]:
@@ -43,22 +47,20 @@ class SearchResult:
 
     def to_run(self) -> Run:
         """``{query_id: {doc_id: score}}`` in rank order (for evaluation and the Python API)."""
-        return {
-            query_id: dict(zip(self.row_ids(row), map(float, self.hits.scores[row, : self.hits.counts[row]])))
-            for row, query_id in enumerate(self.query_ids)
-        }
+        ids, scores, bounds = self._flat()
+        return {q: dict(zip(ids[a:b], scores[a:b])) for q, a, b in zip(self.query_ids, bounds[:-1], bounds[1:])}
 
     def write_trec(self, path: str | Path, tag: str = "rayir") -> Path:
         """A TREC run file, queries in id order, each ranked as searched; written atomically."""
         check_tag(tag)
         path = Path(path)
+        ids, scores, bounds = self._flat()
         order = sorted(range(len(self.query_ids)), key=self.query_ids.__getitem__)
         with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
             for row in order:
-                query_id = self.query_ids[row]
-                scores = self.hits.scores[row, : self.hits.counts[row]].tolist()
+                query_id, start, end = self.query_ids[row], bounds[row], bounds[row + 1]
                 handle.writelines(
                     f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
-                    for rank, (doc_id, score) in enumerate(zip(self.row_ids(row), scores), start=1)
+                    for rank, (doc_id, score) in enumerate(zip(ids[start:end], scores[start:end]), start=1)
                 )
         return path

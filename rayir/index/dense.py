@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .faiss_utils import build_faiss, tune_faiss
-from .files import load_meta, load_ordinals, save_doc_ids, save_meta, save_ordinals
+from .files import finish_shard, load_meta, load_ordinals
 from .hits import HitMatrix, top_k
 from .queries import QueryBatch
 
@@ -30,8 +30,6 @@ def build_dense_shard(
     index, vectors = build_faiss(vectors, factory, normalize, train_sample, seed, threads)
     directory.mkdir(parents=True, exist_ok=True)
     faiss.write_index(index, str(directory / "index.faiss"))
-    save_doc_ids(directory, doc_ids)
-    save_ordinals(directory, ordinals)
     meta = {
         "type": "dense",
         "factory": factory,
@@ -39,8 +37,7 @@ def build_dense_shard(
         "dim": int(vectors.shape[1]),
         "documents": len(doc_ids),
     }
-    save_meta(directory, meta)
-    return meta
+    return finish_shard(directory, doc_ids, ordinals, meta)
 
 
 class DenseShard:

@@ -29,6 +29,14 @@ def save_meta(directory: Path, meta: dict[str, Any]) -> None:
     write_json(directory / "meta.json", meta)
 
 
+def finish_shard(directory: Path, doc_ids: list[str], ordinals: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
+    """The files every backend writes after its own: doc ids, ordinals, then ``meta.json``."""
+    save_doc_ids(directory, doc_ids)
+    save_ordinals(directory, ordinals)
+    save_meta(directory, meta)
+    return meta
+
+
 def load_meta(directory: Path) -> dict[str, Any]:
     return json.loads((directory / "meta.json").read_text())
 

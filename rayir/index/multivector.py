@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from .faiss_utils import build_faiss, tune_faiss
-from .files import load_array, load_meta, load_ordinals, save_array, save_doc_ids, save_meta, save_ordinals
+from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
 from .hits import HitMatrix, top_k
 from .queries import QueryBatch
 
@@ -36,8 +36,6 @@ def build_multivector_shard(
     faiss.write_index(index, str(directory / "index.faiss"))
     save_array(directory / "tokens.npy", tokens)
     save_array(directory / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
-    save_doc_ids(directory, doc_ids)
-    save_ordinals(directory, ordinals)
     meta = {
         "type": "multi_vector",
         "factory": factory,
@@ -47,8 +45,7 @@ def build_multivector_shard(
         "documents": len(doc_ids),
         "tokens": int(len(tokens)),
     }
-    save_meta(directory, meta)
-    return meta
+    return finish_shard(directory, doc_ids, ordinals, meta)
 
 
 class MultiVectorShard:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .files import load_array, load_meta, load_ordinals, save_array, save_doc_ids, save_meta, save_ordinals
+from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
 from .hits import HitMatrix, top_k
 from .queries import QueryBatch
 from .sparse_kernel import search_postings
@@ -36,11 +36,8 @@ def build_sparse_shard(
     save_array(directory / "indptr.npy", postings.indptr.astype(np.int64))
     save_array(directory / "docs.npy", postings.indices.astype(np.int32))
     save_array(directory / "weights.npy", postings.data.astype(np.float32))
-    save_doc_ids(directory, doc_ids)
-    save_ordinals(directory, ordinals)
     meta = {"type": "sparse", "vocab_size": int(vocab_size), "documents": len(doc_ids), "postings": int(postings.nnz)}
-    save_meta(directory, meta)
-    return meta
+    return finish_shard(directory, doc_ids, ordinals, meta)
 
 
 DENSE_TERM_FRACTION = 0.25

@@ -185,6 +185,88 @@ def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert
     assert encoded.shape == (1, 32)
 
 
+class SlowStatusPolls(lightning.Callback):
+    """Widen Ray Train's status-poll window: an empty report queue is answered ``delay`` seconds late.
+
+    The poll reads the queue, then asks whether training still runs. Sleeping in between lets the
+    final report land in the queue and the training thread end inside the window, every time.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import queue
+        import time
+
+        from ray.train.v2._internal.execution.context import get_train_context
+
+        reports = get_train_context().get_result_queue()
+        get_nowait = reports.get_nowait
+
+        def slow_get_nowait():
+            try:
+                return get_nowait()
+            except queue.Empty:
+                time.sleep(self.delay)
+                raise
+
+        reports.get_nowait = slow_get_nowait
+
+
+class SaveFinalWeights(lightning.Callback):
+    """Rank 0 writes its weights when training ends: what the installed checkpoint must hold."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.global_rank == 0:
+            save_file({k: v.detach().contiguous() for k, v in pl_module.state_dict().items()}, self.path)
+            Path(f"{self.path}.step").write_text(str(trainer.global_step))
+
+
+def test_the_last_report_survives_a_loaded_machine(ray_session, tiny_bert_dir, sample_collection, tmp_path):
+    """The final step's report reaches the driver even when it lands inside a status poll, beside a CPU hog."""
+    import subprocess
+
+    import ray.cloudpickle
+
+    from rayir.train.options import Optimization, Scaling, TrainingData
+    from rayir.train.ray_trainer import fit
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    data = TrainingData(
+        queries=str(sample_collection),
+        corpus=str(sample_collection),
+        split="test",
+        qrels=str(sample_collection),
+        num_negatives=0,
+    )
+    weights = str(tmp_path / "final.safetensors")
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one busy core of two
+    try:
+        result = fit(
+            str(tiny_bert_dir),
+            tmp_path / "out",
+            data,
+            [InBatchCrossEntropy(temperature=0.1)],
+            optimization=Optimization(batch_size=2, max_steps=4, max_epochs=5, lr=1e-3),
+            scaling=Scaling(num_workers=2),
+            callbacks=[SlowStatusPolls(delay=2.0), SaveFinalWeights(weights)],
+        )
+    finally:
+        hog.kill()
+        hog.wait()
+    assert Path(f"{weights}.step").read_text() == "4"
+    assert result.steps == 4 and result.samples == 4 * 2 * 2  # steps x workers x batch
+    final = load_file(weights)
+    installed = BiEncoderModule(str(result.checkpoint)).state_dict()
+    assert final.keys() == installed.keys()
+    for name, tensor in final.items():
+        torch.testing.assert_close(installed[name], tensor, atol=0, rtol=0, msg=name)
+
+
 @pytest.mark.parametrize("kind", ["sparse", "multi_vector", "pointwise", "listwise"])
 def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_dir, sample_collection):
     """Two optimiser steps in one process with plain Lightning: finite losses, moved weights."""

@@ -229,10 +229,25 @@ def train_worker(config: dict[str, Any]) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         trainer.fit(module, datamodule=datamodule)
-        return
-    with checkpoint.as_directory() as directory:
-        logger.info("resuming from %s", directory)
-        # weights_only: the resume path never unpickles arbitrary objects from the checkpoint.
-        trainer.fit(
-            module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT), weights_only=True
-        )
+    else:
+        with checkpoint.as_directory() as directory:
+            logger.info("resuming from %s", directory)
+            # weights_only: the resume path never unpickles arbitrary objects from the checkpoint.
+            trainer.fit(
+                module, datamodule=datamodule, ckpt_path=str(Path(directory) / LIGHTNING_CHECKPOINT), weights_only=True
+            )
+    wait_until_reports_are_collected()
+
+
+def wait_until_reports_are_collected() -> None:
+    """Return only once Ray Train's controller has taken this worker's last report.
+
+    Ray 2.60's worker status poll reads the report queue and *then* asks whether the training
+    thread still runs. A final report queued between the two (a loaded machine makes that likely)
+    is dropped: the run ends with the previous checkpoint and its step count (a 4-step fit that
+    reported 3 steps). The poll marks each report it takes as done, so joining the queue closes
+    the window: the thread is still running until its last report is on its way to the driver.
+    """
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    get_train_context().get_result_queue().join()

@@ -55,7 +55,10 @@ class QueryEncoder(Protocol):
 
 
 class Representation(Protocol):
-    """One family's representation, described in the driver (cheap to pickle, holds no model).
+    """One family's representation, described for the driver (cheap to pickle, holds no model).
+
+    A family is constructed as ``cls(model, overrides, precision, run)``; ``run`` is the
+    :class:`~rayir.execution.Executor` any probe of the checkpoint runs on.
 
     ``files`` names the directory (relative to the embeddings directory) that :meth:`fit`
     writes and the query encoder needs; the index copies it, so an index is self-contained.

@@ -48,3 +48,25 @@ def test_overrides_reach_the_loaded_config(tiny_bert_dir):
 def test_missing_model_directory_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         BiEncoderModule(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("stage", "arguments"),
+    [
+        ("search", {"index": "/abs/index", "queries": "/abs/queries.jsonl", "output": "runs/x.run"}),
+        ("encode", {"corpus": "/abs/corpus.jsonl", "output": "outputs/embeddings"}),
+        ("index", {"corpus": "/abs/corpus.jsonl", "output": "outputs/index"}),
+        (
+            "re_rank",
+            {"model": "/m", "run": "/r", "queries": "/q", "corpus": "/c", "output": "/abs/out.run", "work_dir": "work"},
+        ),
+    ],
+)
+def test_a_relative_output_is_refused_in_a_job_joined_to_a_cluster(stage, arguments, monkeypatch):
+    """Under ``ray job submit`` a relative output lands in Ray's temporary working-dir copy and is lost."""
+    import rayir.cli.stages as stages
+
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:1")  # never contacted: refused first
+    with pytest.raises(ValueError, match="relative path while RAY_ADDRESS is set"):
+        getattr(stages, stage)(**arguments)
+    monkeypatch.delenv("RAY_ADDRESS")

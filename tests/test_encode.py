@@ -152,3 +152,32 @@ def test_bfloat16_stays_close_to_float32(ray_session, sample_collection, minilm_
     b = np.stack(shard_table(bf16.output_dir).column("embedding").to_numpy(zero_copy_only=False))
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.99 and np.abs(a - b).max() > 0  # close, but really bf16
+
+
+def test_the_model_fingerprint_hashes_the_checkpoint_files_wherever_they_sit(tiny_bert_dir, tmp_path):
+    """The same files elsewhere: the same fingerprint; one changed byte of weights: another; the
+    encoding records it without the driver loading the model."""
+    import shutil
+
+    from rayir.checkpoints import checkpoint_fingerprint
+
+    original = checkpoint_fingerprint(tiny_bert_dir)
+    copy = tmp_path / "copied" / "model"
+    shutil.copytree(tiny_bert_dir, copy)
+    (copy / ".cache").mkdir()
+    (copy / ".cache" / "lock").write_text("editor state")
+    assert checkpoint_fingerprint(copy) == original
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert checkpoint_fingerprint(copy) != original
+
+    result = encode_corpus(str(tiny_bert_dir), _tiny_corpus(tmp_path), tmp_path / "embeddings", in_process=True)
+    assert result.manifest["settings"]["model_fingerprint"] == original
+
+
+def _tiny_corpus(directory):
+    path = directory / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "first document"}\n{"_id": "b", "text": "second one"}\n')
+    return path

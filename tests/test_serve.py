@@ -326,3 +326,120 @@ def test_the_query_encoder_refuses_a_model_changed_since_indexing(sample_collect
             Searcher(tmp_path / "index", in_process=True).close()  # the same model: accepted
     with pytest.raises(ValueError, match="has changed since the index was built"):
         Searcher(tmp_path / "index", in_process=True)
+
+
+@pytest.mark.parametrize("model", ["bm25", "tiny"])
+def test_an_output_directory_moved_elsewhere_searches_and_re_ranks_identically(
+    model, sample_collection, tiny_bert_dir, tmp_path
+):
+    """Manifests hold no absolute paths: an index copied to another mount gives the same runs."""
+    import json
+    import shutil
+
+    model_name = "bm25" if model == "bm25" else str(tiny_bert_dir)
+    built = tmp_path / "built"
+    index_stage(
+        corpus=str(sample_collection),
+        output=str(built),
+        model=model_name,
+        num_shards=2,
+        encoding=EncodingOptions(docs_per_shard=8),
+        in_process=True,
+    )
+    queries = list(read_queries(sample_collection, split="test"))
+    with Searcher(built / "index", in_process=True) as searcher:
+        before = searcher.search(queries, k=10)
+    for manifest in built.rglob("*.json"):
+        assert str(built) not in manifest.read_text() and str(tmp_path) not in manifest.read_text(), manifest
+        json.loads(manifest.read_text())
+
+    moved = tmp_path / "elsewhere" / "mount"
+    shutil.copytree(built, moved)
+    shutil.rmtree(built)  # nothing may still point at the old place
+    with Searcher(moved / "index", in_process=True) as searcher:
+        after = searcher.search(queries, k=10)
+    assert after == before and list(after) == list(before)
+    reranked = [
+        rerank_stage(
+            model=str(tiny_bert_dir),
+            run=str(run_file),
+            queries=str(sample_collection),
+            corpus=str(sample_collection),
+            output=str(tmp_path / f"reranked-{i}.run"),
+            depth=5,
+            split="test",
+            in_process=True,
+        )
+        for i, run_file in enumerate(_write_runs(tmp_path, before, after))
+    ]
+    assert (tmp_path / "reranked-0.run").read_text() == (tmp_path / "reranked-1.run").read_text()
+    assert reranked[0]["pairs"] == reranked[1]["pairs"] > 0
+    assert not list(tmp_path.glob(".reranked-*.rerank-work"))  # the default staging is cleaned up
+
+
+def _write_runs(directory, *runs):
+    from rayir.data import write_run
+
+    return [write_run(run, directory / f"first-stage-{i}.run") for i, run in enumerate(runs)]
+
+
+def test_batch_search_off_the_driver_equals_the_searcher(ray_session, dense_embeddings, sample_collection, tmp_path):
+    """Staged query chunks searched by two query-encoder actors sharing the shard actors: the run
+    equals the interactive Searcher's at 1 and 2 shards, queries in input order."""
+    from rayir.serve.batch_search import search_to_file
+
+    queries = list(read_queries(sample_collection, split="test"))
+    for shards in (1, 2):
+        index_dir = tmp_path / f"index-{shards}"
+        build_index(dense_embeddings / "embeddings", index_dir, num_shards=shards)
+        with Searcher(index_dir) as searcher:
+            expected = searcher.search(queries, k=7)
+        output = tmp_path / f"run-{shards}.trec"
+        result = search_to_file(
+            index_dir,
+            sample_collection,
+            output,
+            k=7,
+            split="test",
+            batch_size=2,
+            num_query_encoders=2,
+            queries_per_chunk=3,
+        )
+        assert result.queries == len(queries) and result.chunks == -(-len(queries) // 3)
+        assert_same_run(read_run(output), expected)
+        lines = output.read_text().splitlines()
+        assert [line.split()[0] for line in lines[::7]] == [q.query_id for q in queries]
+        assert not output.with_name(f".{output.name}.search-work").exists()
+
+
+def test_batch_search_resumes_after_a_crash_and_rejects_repeated_query_ids(
+    dense_embeddings, sample_collection, tmp_path, monkeypatch
+):
+    from rayir.data.errors import DuplicateIdError
+    from rayir.serve.batch_search import QueryChunkSearcher, search_to_file
+
+    index_dir = tmp_path / "index"
+    build_index(dense_embeddings / "embeddings", index_dir, num_shards=2, in_process=True)
+    options = dict(k=7, split="test", queries_per_chunk=3, in_process=True)
+    whole = search_to_file(index_dir, sample_collection, tmp_path / "whole.trec", **options)
+    last = whole.chunks - 1
+    search_chunk = QueryChunkSearcher.search_chunk
+
+    def crash_on_the_last_chunk(self, index, chunk):
+        if index == last:
+            raise RuntimeError("killed")
+        return search_chunk(self, index, chunk)
+
+    monkeypatch.setattr(QueryChunkSearcher, "search_chunk", crash_on_the_last_chunk)
+    with pytest.raises(RuntimeError, match="killed"):
+        search_to_file(index_dir, sample_collection, tmp_path / "resumed.trec", **options)
+    assert not (tmp_path / "resumed.trec").exists()  # no run short of its queries
+    monkeypatch.setattr(QueryChunkSearcher, "search_chunk", search_chunk)
+    resumed = search_to_file(index_dir, sample_collection, tmp_path / "resumed.trec", **options)
+    assert resumed.searched_chunks == 1 and whole.searched_chunks == whole.chunks > 1
+    assert (tmp_path / "resumed.trec").read_text() == (tmp_path / "whole.trec").read_text()
+
+    duplicated = tmp_path / "dup.jsonl"
+    duplicated.write_text('{"_id": "q1", "text": "a"}\n{"_id": "q2", "text": "b"}\n{"_id": "q1", "text": "c"}\n')
+    with pytest.raises(DuplicateIdError, match="query id 'q1' appears more than once"):
+        search_to_file(index_dir, duplicated, tmp_path / "dup.trec", queries_per_chunk=1, in_process=True)

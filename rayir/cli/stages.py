@@ -8,6 +8,7 @@ Every stage prints one JSON summary line and returns it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +19,29 @@ from ..options import EncodingOptions, ScoringOptions, ServingOptions
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
 
 
+def _check_outputs(**paths: str | None) -> None:
+    """Refuse relative output paths in a job joined to a cluster (``RAY_ADDRESS`` set).
+
+    ``ray job submit`` runs the entry point inside Ray's temporary copy of the working directory:
+    a relative output lands there and vanishes with the job, and other nodes never see it.
+    """
+    if not os.environ.get("RAY_ADDRESS"):
+        return
+    for name, path in paths.items():
+        if path is not None and not Path(path).is_absolute():
+            raise ValueError(
+                f"{name}={path!r} is a relative path while RAY_ADDRESS is set: a job submitted with `ray job "
+                "submit` runs in Ray's temporary copy of the working directory, removed when the job ends, so "
+                "the output would be lost; give an absolute path on storage every node mounts (e.g. /mnt/shared/...)"
+            )
+
+
 def _report(summary: dict[str, Any]) -> dict[str, Any]:
     print(json.dumps(summary), flush=True)
     return summary
 
 
-def _metrics(run: dict, qrels: str | None, split: str | None, measures: list[str]) -> dict[str, float]:
+def _metrics(run: dict | str, qrels: str | None, split: str | None, measures: list[str]) -> dict[str, float]:
     if qrels is None:
         return {}
     from ..evaluate import evaluate as evaluate_run
@@ -52,6 +70,7 @@ def encode(
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
         in_process: Encode in this process without Ray (small corpora); ``num_encoders`` must be 1.
     """
+    _check_outputs(output=output)
     from ..encode import encode_corpus
 
     result = encode_corpus(
@@ -95,6 +114,7 @@ def index(
         in_process: Encode and build in this process without Ray: for small corpora, where starting
             Ray and its actors costs more than the work. ``encoding.num_encoders`` must be 1.
     """
+    _check_outputs(output=output)
     from ..encode import encode_corpus
     from ..index import build_index
 
@@ -141,38 +161,60 @@ def search(
     measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006 - jsonargparse reads the default
     batch_size: int = 64,
     serving: ServingOptions = ServingOptions(),  # noqa: B008 - jsonargparse reads the default
+    num_query_encoders: int = 1,
+    queries_per_chunk: int = 8192,
     tag: str = "rayir",
     in_process: bool = False,
 ) -> dict[str, Any]:
     """Search a sharded index with every query; write a TREC run; optionally evaluate.
 
+    Queries are staged in chunks and searched by query-encoder actors that share the shard actors:
+    the driver holds neither the queries nor the run, so query sets of millions fit (see
+    :mod:`rayir.serve.batch_search`); a re-run after a crash searches only the missing chunks.
+
     Args:
         index: Index directory written by the index stage (``<output>/index``).
         queries: Queries: a BEIR directory (with ``split``), JSONL/TSV/TREC/Parquet, or ``irds:<id>``.
-        output: TREC run file to write.
+        output: TREC run file to write (queries in input order).
         k: Documents per query.
         split: BEIR split for queries and qrels (``test``, ``train``...).
         qrels: Judgements (a qrels file, BEIR directory or ``irds:<id>``); prints metrics when given.
         measures: ``ir_measures`` names.
         batch_size: Queries per encoded batch sent to the shards.
         serving: Shard backend options, placement, retries and the query encoder's device.
+        num_query_encoders: Query-encoder actors (each loads the query encoder once).
+        queries_per_chunk: Queries per staged chunk (the unit of work and of resumption).
         tag: Run tag (last column of the run file).
         in_process: Load the shards into this process instead of Ray actors (small indexes); then
             ``serving.cpus_per_shard`` and ``serving.shard_resources`` must stay unset.
     """
-    from ..data import read_queries
-    from ..serve.coordinator import Searcher
+    _check_outputs(output=output)
+    from ..serve.batch_search import search_to_file
 
-    query_list = list(read_queries(queries, split=split))
-    if not query_list:
-        raise ValueError(f"{queries}: no queries")
-    with Searcher(index, serving, in_process=in_process) as searcher:
-        result = searcher.search_result(query_list, k=k, batch_size=batch_size)
-        restarts = searcher.restarts
-    result.write_trec(output, tag=tag)
-    metrics = _metrics(result.to_run(), qrels, split, measures) if qrels is not None else {}
+    result = search_to_file(
+        index,
+        queries,
+        output,
+        k=k,
+        split=split,
+        batch_size=batch_size,
+        serving=serving,
+        num_query_encoders=num_query_encoders,
+        queries_per_chunk=queries_per_chunk,
+        tag=tag,
+        in_process=in_process,
+    )
+    metrics = _metrics(output, qrels, split, measures)
     return _report(
-        {"stage": "search", "run": output, "queries": len(result), "k": k, "shard_retries": restarts, **metrics}
+        {
+            "stage": "search",
+            "run": output,
+            "queries": result.queries,
+            "k": k,
+            "shard_retries": result.shard_retries,
+            "seconds": round(result.seconds, 2),
+            **metrics,
+        }
     )
 
 
@@ -208,8 +250,9 @@ def re_rank(
         measures: ``ir_measures`` names.
         kind: ``cross``, ``bi``, or ``auto`` (from the checkpoint layout).
         scoring: Batch size, scorer actors, threads, GPUs and precision of the scorers.
-        work_dir: Where the corpus is staged (kept, reused across re-runs); by default a temporary
-            directory removed at the end.
+        work_dir: Where the corpus is staged (kept, reused across re-runs); by default
+            ``.<output name>.rerank-work`` beside the output (storage every node of the job sees),
+            removed after success and reused by a re-run after a failure.
         first_stage_weight: Mix in the input run's scores: ``(1 - w) * model + w * run``, both
             min-max normalised per query; 0 (default) keeps the model's scores alone.
         tag: Run tag.
@@ -217,9 +260,14 @@ def re_rank(
         in_process: Join and score in this process without Ray (small runs); ``scoring.num_scorers``
             must be 1.
     """
+    _check_outputs(output=output, work_dir=work_dir)
+    import shutil
+
     from ..data import write_run
     from ..serve.rerank import rerank as rerank_run
 
+    # Staged beside the output (storage the job's nodes share), not in a driver-local temp dir.
+    work = Path(work_dir) if work_dir else Path(output).with_name(f".{Path(output).name}.rerank-work")
     result = rerank_run(
         model,
         run,
@@ -228,13 +276,15 @@ def re_rank(
         depth=depth,
         split=split,
         kind=kind,
-        work_dir=work_dir,
+        work_dir=work,
         first_stage_weight=first_stage_weight,
         in_process=in_process,
         model_config=model_config,
         scoring=scoring,
     )
     write_run(result, output, tag=tag)
+    if not work_dir:
+        shutil.rmtree(work, ignore_errors=True)
     return _report(
         {
             "stage": "re_rank",
@@ -262,6 +312,7 @@ def evaluate(
         split: BEIR split of the qrels.
         output: Optional JSON file for the means and per-query values.
     """
+    _check_outputs(output=output)
     from ..atomic import write_json
     from ..evaluate import evaluate as evaluate_run
 
@@ -308,6 +359,7 @@ def fit(
         model_config: Model config overrides, e.g. ``{mode: multi_vector, embedding_dim: 128}``.
         overwrite: Train again over a finished run in ``output``.
     """
+    _check_outputs(output=output)
     from ..train.ray_trainer import fit as run_fit
 
     result = run_fit(

@@ -7,31 +7,16 @@ is recorded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from ..atomic import sha256_file
 
-if TYPE_CHECKING:
-    from ..models.bi_encoder import BiEncoderModel
-
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: model fingerprints hash the checkpoint's files
 MANIFEST = "manifest.json"
-
-
-def model_fingerprint(model: BiEncoderModel) -> str:
-    """SHA-256 over the model config and every parameter: equal fingerprints, equal encodings."""
-    import torch
-
-    digest = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:

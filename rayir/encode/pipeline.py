@@ -110,7 +110,8 @@ def encode_corpus(
         shutil.rmtree(output_dir)
 
     started = time.perf_counter()
-    representation = load_representation(model, config_overrides, precision)
+    run = executor(in_process)
+    representation = load_representation(model, config_overrides, precision, run)
     settings = {
         "model": str(model),
         "model_fingerprint": representation.spec.model_fingerprint,
@@ -134,7 +135,6 @@ def encode_corpus(
     pending = _pending(chunks, shards)
     logger.info("%d documents in %d shards; %d to encode", total_docs, len(chunks), len(pending))
 
-    run = executor(in_process)
     representation.fit(staging, chunks, output_dir, run)
     if threads_per_encoder is None:
         threads_per_encoder = run.threads_per_worker(num_encoders)

@@ -2,16 +2,19 @@
 
 Chunk ``i`` always holds the same documents (corpus order, ``docs_per_shard`` each), so a chunk's
 embedding shard can be rewritten by a retry or a re-run without ever duplicating a document.
-Staging streams: one chunk is in memory at a time (plus the set of ids seen, to reject duplicates).
+Staging streams: one chunk is in memory at a time (plus 8 bytes per id, to reject duplicates).
 It is itself resumable: ``plan.json`` is written last and marks staging as complete.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,6 +23,7 @@ from ..data.errors import DuplicateIdError
 from ..data.readers import read_docs
 
 TEXT_SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
+QUERY_SCHEMA = pa.schema([("query_id", pa.string()), ("text", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -33,10 +37,68 @@ def chunk_name(index: int) -> str:
     return f"chunk-{index:05d}.parquet"
 
 
+class IdCheck:
+    """Rejects a repeated id with memory that stays small at millions of ids.
+
+    Each id is kept as a 64-bit hash (8 bytes, not a Python string in a set); a hash seen before
+    is confirmed against the ids actually kept so far in this chunk or earlier chunks (a true
+    collision is vanishingly rare and then costs one pass over the staged chunks).
+    """
+
+    def __init__(self, source: str | Path, what: str, staging_dir: Path, id_column: str) -> None:
+        self.source, self.what, self.staging_dir, self.id_column = source, what, staging_dir, id_column
+        self._hashes: set[int] = set()
+        self._sorted = np.empty(0, dtype=np.uint64)
+
+    @staticmethod
+    def _hash(value: str) -> int:
+        return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
+
+    def add(self, value: str, pending: list[str], chunks: list[Chunk]) -> None:
+        digest = self._hash(value)
+        if digest in self._hashes or _contains(self._sorted, digest):
+            if value in pending or self._staged(value, chunks):
+                raise DuplicateIdError(f"{self.source}: {self.what} id {value!r} appears more than once")
+        self._hashes.add(digest)
+        if len(self._hashes) >= 65536:  # fold the small set into the compact sorted array
+            merged = np.concatenate([self._sorted, np.fromiter(self._hashes, np.uint64, len(self._hashes))])
+            self._sorted = np.sort(merged)
+            self._hashes.clear()
+
+    def _staged(self, value: str, chunks: list[Chunk]) -> bool:
+        return any(
+            value in pq.read_table(self.staging_dir / c.path, columns=[self.id_column]).column(0).to_pylist()
+            for c in chunks
+        )
+
+
+def _contains(sorted_values: np.ndarray, value: int) -> bool:
+    position = int(np.searchsorted(sorted_values, np.uint64(value)))
+    return position < len(sorted_values) and int(sorted_values[position]) == value
+
+
 def stage_corpus(corpus: str | Path, staging_dir: Path, docs_per_shard: int, settings: dict[str, Any]) -> list[Chunk]:
     """Write ``staging_dir/chunk-*.parquet`` and ``plan.json``; reuse a complete plan with equal settings."""
-    if docs_per_shard < 1:
-        raise ValueError("docs_per_shard must be >= 1")
+    records = ((doc.doc_id, doc.text) for doc in read_docs(corpus, check_duplicates=False))
+    return stage_records(records, corpus, staging_dir, docs_per_shard, settings, TEXT_SCHEMA, "document")
+
+
+def stage_records(
+    records: Iterable[tuple[str, str]],
+    source: str | Path,
+    staging_dir: Path,
+    per_chunk: int,
+    settings: dict[str, Any],
+    schema: pa.Schema,
+    what: str,
+) -> list[Chunk]:
+    """Stream ``(id, text)`` records into numbered chunks of ``per_chunk`` (columns of ``schema``).
+
+    One chunk is in memory at a time plus 8 bytes per id for the duplicate check; ``plan.json``,
+    written last, marks staging complete and is reused when the settings are equal.
+    """
+    if per_chunk < 1:
+        raise ValueError(f"{_plural(what)} per chunk must be >= 1")
     plan_path = staging_dir / "plan.json"
     if plan_path.exists():
         return load_plan(plan_path, settings)
@@ -44,30 +106,33 @@ def stage_corpus(corpus: str | Path, staging_dir: Path, docs_per_shard: int, set
     chunks: list[Chunk] = []
     ids: list[str] = []
     texts: list[str] = []
-    seen: set[str] = set()
+    check = IdCheck(source, what, staging_dir, schema.names[0])
 
     def flush() -> None:
         path = staging_dir / chunk_name(len(chunks))
-        table = pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array(texts, pa.string())], schema=TEXT_SCHEMA)
+        table = pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array(texts, pa.string())], schema=schema)
         write_with(path, lambda tmp: pq.write_table(table, tmp))
         chunks.append(Chunk(len(chunks), path.name, len(ids)))
         ids.clear()
         texts.clear()
 
-    for doc in read_docs(corpus, check_duplicates=False):
-        if doc.doc_id in seen:
-            raise DuplicateIdError(f"{corpus}: document id {doc.doc_id!r} appears more than once")
-        seen.add(doc.doc_id)
-        ids.append(doc.doc_id)
-        texts.append(doc.text)
-        if len(ids) == docs_per_shard:
+    for record_id, text in records:
+        check.add(record_id, ids, chunks)
+        ids.append(record_id)
+        texts.append(text)
+        if len(ids) == per_chunk:
             flush()
     if ids:
         flush()
     if not chunks:
-        raise ValueError(f"{corpus}: the corpus has no documents")
-    write_json(plan_path, {"settings": settings, "chunks": [c.__dict__ for c in chunks], "documents": len(seen)})
+        raise ValueError(f"{source}: no {_plural(what)}")
+    total = sum(c.rows for c in chunks)
+    write_json(plan_path, {"settings": settings, "chunks": [c.__dict__ for c in chunks], "documents": total})
     return chunks
+
+
+def _plural(what: str) -> str:
+    return "queries" if what == "query" else f"{what}s"
 
 
 def load_plan(plan_path: Path, settings: dict[str, Any]) -> list[Chunk]:

@@ -1,6 +1,7 @@
 """Representations behind one seam: neural bi-encoders and the lexical models (BM25).
 
-``load_representation(model, overrides, precision)`` describes a model in the driver;
+``load_representation(model, overrides, precision, run)`` describes a model (a neural one by a
+task on ``run``, so the driver never loads it);
 ``load_document_encoder`` / ``load_query_encoder`` rebuild the family's encoders from a
 manifest's spec on any worker. The family is chosen by looking the model name up among the
 lexical models; anything else is a neural checkpoint.
@@ -9,10 +10,13 @@ lexical models; anything else is a neural checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lexical import LEXICAL_MODELS
 from ..representation import DocumentEncoder, EncoderSpec, QueryEncoder, Representation, Runtime
+
+if TYPE_CHECKING:
+    from ..execution import Executor
 
 
 def family(model: str) -> Any:
@@ -26,9 +30,12 @@ def family(model: str) -> Any:
 
 
 def load_representation(
-    model: str | Path, overrides: dict[str, Any] | None = None, precision: str = "float32"
+    model: str | Path, overrides: dict[str, Any] | None = None, precision: str = "float32", run: Executor | None = None
 ) -> Representation:
-    return family(str(model))(str(model), dict(overrides or {}), precision)
+    """``model`` described for a manifest; ``run`` (default: in this process) runs any probe task."""
+    from ..execution import LocalExecutor
+
+    return family(str(model))(str(model), dict(overrides or {}), precision, run or LocalExecutor())
 
 
 def load_document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> DocumentEncoder:

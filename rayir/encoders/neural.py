@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..checkpoints import checkpoint_fingerprint
 from ..index.queries import QueryBatch
 from ..representation import EncoderSpec, Runtime
 
+if TYPE_CHECKING:
+    from ..execution import Executor
+
 
 class NeuralBiEncoder:
-    """A bi-encoder checkpoint. Describing it loads the model once in the driver, for its mode,
-    dimension, full config and fingerprint (SHA-256 of config and weights)."""
+    """A bi-encoder checkpoint, described by a task on a worker (its mode, dimension and full
+    config): the driver never loads the model, which on a cluster head has no GPU and often no CPU
+    reservation. The fingerprint comes from the checkpoint's files (:mod:`rayir.checkpoints`)."""
 
     files = None
 
-    def __init__(self, model: str, overrides: dict[str, Any], precision: str) -> None:
-        from ..encode.manifest import model_fingerprint
-        from ..models.loaders import load_bi_encoder
-
-        probe, _ = load_bi_encoder(model, **overrides)
-        self.mode: str = probe.config.mode
-        self.dim: int | None = probe.embedding_dim
-        self.model_config: dict[str, Any] = json.loads(probe.config.to_json_string(use_diff=False))
-        self.spec = EncoderSpec(model, overrides, precision, model_fingerprint(probe))
+    def __init__(self, model: str, overrides: dict[str, Any], precision: str, run: Executor) -> None:
+        [described] = run.map_tasks(describe_checkpoint, [(model, overrides)])
+        self.mode: str = described["mode"]
+        self.dim: int | None = described["dim"]
+        self.model_config: dict[str, Any] = described["model_config"]
+        self.spec = EncoderSpec(model, overrides, precision, described["fingerprint"])
 
     def fit(self, staging: Path, chunks: list, output_dir: Path, run: Any) -> None:
         """Nothing to learn from the collection."""
@@ -44,18 +46,31 @@ class NeuralBiEncoder:
         return NeuralQueryEncoder(spec, mode, runtime)
 
 
-def _load(spec: EncoderSpec, runtime: Runtime, check_fingerprint: bool = False) -> tuple[Any, Any]:
+def describe_checkpoint(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Mode, dimension, full config and file fingerprint of a bi-encoder checkpoint (run as a task)."""
+    from ..models.loaders import load_bi_encoder
+
+    probe, _ = load_bi_encoder(model, **overrides)
+    return {
+        "mode": probe.config.mode,
+        "dim": probe.embedding_dim,
+        "model_config": json.loads(probe.config.to_json_string(use_diff=False)),
+        "fingerprint": checkpoint_fingerprint(model),
+    }
+
+
+def check_unchanged(spec: EncoderSpec) -> None:
+    """Refuse a checkpoint whose files differ from the ones the documents were encoded with."""
+    if spec.model_fingerprint is not None and checkpoint_fingerprint(spec.model) != spec.model_fingerprint:
+        raise ValueError(
+            f"model {spec.model!r} has changed since the index was built (the fingerprint of its files "
+            "differs): its query vectors would not match the documents; rebuild the index"
+        )
+
+
+def _load(spec: EncoderSpec, runtime: Runtime) -> tuple[Any, Any]:
     from ..models.inference import load_for_inference
     from ..modules import BiEncoderModule
-
-    def same_model(module: Any) -> None:
-        from ..encode.manifest import model_fingerprint
-
-        if spec.model_fingerprint is not None and model_fingerprint(module.model) != spec.model_fingerprint:
-            raise ValueError(
-                f"model {spec.model!r} has changed since the index was built (its fingerprint "
-                "differs): its query vectors would not match the documents; rebuild the index"
-            )
 
     return load_for_inference(
         BiEncoderModule,
@@ -65,7 +80,6 @@ def _load(spec: EncoderSpec, runtime: Runtime, check_fingerprint: bool = False) 
         device=runtime.device,
         precision=spec.precision,
         threads=runtime.threads,
-        before_precision=same_model if check_fingerprint else None,
     )
 
 
@@ -130,7 +144,8 @@ class NeuralQueryEncoder:
     a checkpoint changed since (another fingerprint) is refused."""
 
     def __init__(self, spec: EncoderSpec, mode: str, runtime: Runtime) -> None:
-        self.module, self.precision_context = _load(spec, runtime, check_fingerprint=True)
+        check_unchanged(spec)
+        self.module, self.precision_context = _load(spec, runtime)
         self.mode = mode
 
     def __call__(self, texts: list[str]) -> QueryBatch:

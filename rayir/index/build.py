@@ -16,6 +16,7 @@ exactly one index shard.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -155,7 +156,11 @@ def build_index(
         "factory": factory,
         "documents": built,
         "shards": [{"dir": shard_dir_name(i), **meta} for i, meta in enumerate(metas)],
-        "embeddings": {"dir": str(embeddings_dir.resolve()), "model_fingerprint": settings["model_fingerprint"]},
+        # Relative: the output directory can be copied or mounted elsewhere and still point home.
+        "embeddings": {
+            "dir": os.path.relpath(embeddings_dir.resolve(), index_dir.resolve()),
+            "model_fingerprint": settings["model_fingerprint"],
+        },
         "query_encoder": {
             "model": settings["model"],
             "config_overrides": settings["config_overrides"],

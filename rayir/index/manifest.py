@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ..atomic import write_json
 
 INDEX_MANIFEST = "manifest.json"
-INDEX_FORMAT_VERSION = 2  # 2: int64 ordinals and the index-level doc-id table
+INDEX_FORMAT_VERSION = 3  # 3: query-encoder fingerprints hash the checkpoint files; relative paths only
 DOC_TABLE = "doc_ids.parquet"
 
 

@@ -49,7 +49,7 @@ class BM25Representation:
     files = STATISTICS_DIR
     mode = "sparse"
 
-    def __init__(self, model: str, overrides: dict[str, Any], precision: str) -> None:
+    def __init__(self, model: str, overrides: dict[str, Any], precision: str, run: Executor) -> None:
         unknown = sorted(set(overrides) - {"k1", "b"})
         if unknown:
             raise ValueError(f"{NAME} takes k1 and b only; unknown: {unknown}")

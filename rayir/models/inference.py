@@ -25,17 +25,12 @@ def load_for_inference(
     device: str = "cpu",
     precision: str = "float32",
     threads: int | None = None,
-    before_precision: Callable[[Any], None] | None = None,
 ) -> tuple[Any, Callable[[], AbstractContextManager]]:
     """``module_cls(model, **overrides)`` ready to score: on ``device``, in eval mode, at ``precision``.
 
-    Returns the module and the context factory every forward pass must run under.
-    ``before_precision(module)`` runs on the float32 module before the precision is prepared (a
-    fingerprint check, say)."""
+    Returns the module and the context factory every forward pass must run under."""
     if threads:
         torch.set_num_threads(threads)
     module = module_cls(model, batch_size=batch_size, **overrides).to(device)
     module.eval()
-    if before_precision is not None:
-        before_precision(module)
     return module, prepare_for_inference(module.model, precision, device)

@@ -37,6 +37,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from ..checkpoints import resolve_model_dir
 from .bi_encoder import BiEncoderModel
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
@@ -55,38 +56,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON ({err})") from err
-
-
-PACKAGE_PREFIX = "pkg:"
-
-
-def _package_model_dir(module_name: str) -> Path:
-    """``pkg:<module>``: a model shipped inside a Python package that exposes ``get_model_path()``.
-
-    Configs can then name a pip-installed model the same way on a laptop and on every cluster node.
-    """
-    import importlib
-
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise FileNotFoundError(
-            f"{PACKAGE_PREFIX}{module_name}: Python package {module_name!r} is not installed"
-        ) from None
-    if not hasattr(module, "get_model_path"):
-        raise ValueError(f"{PACKAGE_PREFIX}{module_name}: the package has no get_model_path()")
-    return Path(module.get_model_path())
-
-
-def resolve_model_dir(name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    path = _package_model_dir(text[len(PACKAGE_PREFIX) :]) if text.startswith(PACKAGE_PREFIX) else Path(text)
-    if not (path / "config.json").exists() and not (path / "modules.json").exists():
-        raise FileNotFoundError(
-            f"{name_or_path}: not a model directory (no config.json or modules.json); rayir loads local "
-            "checkpoints only — download the model first"
-        )
-    return path
 
 
 def _model_type(path: Path) -> str | None:

@@ -30,6 +30,9 @@ from .shard_actor import IndexShardActor
 
 logger = logging.getLogger(__name__)
 
+# How long a shard whose node stopped answering is waited for (Ray then restarts it elsewhere).
+UNREACHABLE_WAIT_S = 120.0
+
 
 class Searcher:
     """A long-lived search handle over a sharded index (one worker per shard).
@@ -44,9 +47,14 @@ class Searcher:
         index_dir: str | Path,
         serving: ServingOptions | None = None,
         in_process: bool = False,
+        shard_workers: list[Any] | None = None,
         **options: Any,
     ) -> None:
-        """``options`` set single fields of ``serving`` (``Searcher(path, cpus_per_shard=1)``)."""
+        """``options`` set single fields of ``serving`` (``Searcher(path, cpus_per_shard=1)``).
+
+        ``shard_workers`` attaches to shard workers another handle started (``start_shard_workers``):
+        the batch-search actors share one set of shards; ``close`` then leaves them running.
+        """
         serving = replace(serving or ServingOptions(), **options)
         self.index_dir = Path(index_dir)
         self.manifest = read_index_manifest(index_dir)
@@ -55,16 +63,13 @@ class Searcher:
         self.max_retries = serving.max_retries
         self.restarts = 0
         self.executor = executor(in_process)
-        self._actor_args = [
-            (str(self.index_dir / s["dir"]), serving.shard_options or {}, serving.threads_per_shard)
-            for s in self.manifest["shards"]
-        ]
-        self._placement = {
-            "num_cpus": serving.cpus_per_shard,
-            "resources": serving.shard_resources,
-            "max_restarts": serving.max_retries,
-        }
-        self.actors = self.executor.actors(IndexShardActor, self._actor_args, **self._placement)
+        self._actor_args, self._placement = _shard_worker_args(self.index_dir, self.manifest, serving)
+        self._owns_actors = shard_workers is None
+        if shard_workers is None:
+            shard_workers = self.executor.actors(IndexShardActor, self._actor_args, **self._placement)
+        elif len(shard_workers) != len(self._actor_args):
+            raise ValueError(f"{len(shard_workers)} shard workers for {len(self._actor_args)} shards")
+        self.actors = list(shard_workers)
 
     def search_texts(self, texts: Sequence[str], k: int = 10) -> SearchResult:
         """Top-``k`` of each query text (exact over all shards); queries are numbered from ``"0"``."""
@@ -100,10 +105,20 @@ class Searcher:
         return merge_hits([self._result(i, actor, future, batch, k) for i, (actor, future) in enumerate(calls)], k)
 
     def _result(self, shard: int, actor: Any, future: Any, batch: Any, k: int) -> HitMatrix:
-        for attempt in range(self.max_retries + 1):
+        attempt, waited = 0, 0.0
+        while True:
             try:
                 return self.executor.result(future)
             except self.executor.retryable_errors as err:
+                if _unreachable(err) and waited < UNREACHABLE_WAIT_S:
+                    # Its node stopped answering: until Ray declares the node dead (and restarts
+                    # the actor elsewhere) re-sending is all there is to do; this uses no retry.
+                    logger.warning("shard %d unreachable (%.0fs so far); re-sending the batch", shard, waited)
+                    time.sleep(1.0)
+                    waited += 1.0
+                    self.restarts += 1
+                    future = self.executor.call(self.actors[shard], "search", batch, k)
+                    continue
                 if attempt == self.max_retries:
                     raise RuntimeError(
                         f"shard {shard} ({self._actor_args[shard][0]}) failed {attempt + 1} times"
@@ -117,9 +132,9 @@ class Searcher:
                         IndexShardActor, [self._actor_args[shard]], **self._placement
                     )
                 time.sleep(0.5 * attempt)
+                attempt += 1
                 actor = self.actors[shard]
                 future = self.executor.call(actor, "search", batch, k)
-        raise AssertionError("unreachable")
 
     def search_result(
         self,
@@ -161,8 +176,9 @@ class Searcher:
         return self.search_result(queries, k, batch_size, on_batch).to_run()
 
     def close(self) -> None:
-        for actor in self.actors:
-            self.executor.kill(actor)
+        if self._owns_actors:
+            for actor in self.actors:
+                self.executor.kill(actor)
         self.actors = []
 
     def __enter__(self) -> Searcher:
@@ -170,6 +186,33 @@ class Searcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _shard_worker_args(
+    index_dir: Path, manifest: dict[str, Any], serving: ServingOptions
+) -> tuple[list[tuple], dict[str, Any]]:
+    """Constructor arguments of each shard's worker, and the placement they all get."""
+    args = [
+        (str(index_dir / s["dir"]), serving.shard_options or {}, serving.threads_per_shard) for s in manifest["shards"]
+    ]
+    placement = {
+        "num_cpus": serving.cpus_per_shard,
+        "resources": serving.shard_resources,
+        "max_restarts": serving.max_retries,
+    }
+    return args, placement
+
+
+def start_shard_workers(index_dir: str | Path, serving: ServingOptions, in_process: bool = False) -> list[Any]:
+    """One worker per shard of the index (Ray actors, or the shards loaded here when ``in_process``)."""
+    args, placement = _shard_worker_args(Path(index_dir), read_index_manifest(index_dir), serving)
+    return executor(in_process).actors(IndexShardActor, args, **placement)
+
+
+def _unreachable(err: BaseException) -> bool:
+    from ray.exceptions import ActorUnavailableError
+
+    return isinstance(err, ActorUnavailableError)
 
 
 def _gone_for_good(err: BaseException) -> bool:

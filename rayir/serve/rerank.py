@@ -282,7 +282,7 @@ def _model_config(model: str | Path) -> dict[str, Any]:
     """The checkpoint's ``config.json`` (empty for layouts without one, e.g. sentence-transformers v2)."""
     import json
 
-    from ..models.loaders import resolve_model_dir
+    from ..checkpoints import resolve_model_dir
 
     config_path = resolve_model_dir(model) / "config.json"
     return json.loads(config_path.read_text()) if config_path.exists() else {}

@@ -7,6 +7,7 @@ looking the ordinals up in the index's doc-id table: no per-query dicts and no r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,17 +51,20 @@ class SearchResult:
         ids, scores, bounds = self._flat()
         return {q: dict(zip(ids[a:b], scores[a:b])) for q, a, b in zip(self.query_ids, bounds[:-1], bounds[1:])}
 
+    def trec_lines(self, tag: str = "rayir", sort_queries: bool = False) -> Iterator[str]:
+        """TREC run lines, each query ranked as searched; queries in row order or in id order."""
+        check_tag(tag)
+        ids, scores, bounds = self._flat()
+        rows = range(len(self.query_ids))
+        for row in sorted(rows, key=self.query_ids.__getitem__) if sort_queries else rows:
+            query_id, start, end = self.query_ids[row], bounds[row], bounds[row + 1]
+            for rank, (doc_id, score) in enumerate(zip(ids[start:end], scores[start:end]), start=1):
+                yield f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
+
     def write_trec(self, path: str | Path, tag: str = "rayir") -> Path:
         """A TREC run file, queries in id order, each ranked as searched; written atomically."""
-        check_tag(tag)
         path = Path(path)
-        ids, scores, bounds = self._flat()
-        order = sorted(range(len(self.query_ids)), key=self.query_ids.__getitem__)
+        lines = self.trec_lines(tag, sort_queries=True)
         with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-            for row in order:
-                query_id, start, end = self.query_ids[row], bounds[row], bounds[row + 1]
-                handle.writelines(
-                    f"{query_id} Q0 {doc_id} {rank} {score:.8g} {tag}\n"
-                    for rank, (doc_id, score) in enumerate(zip(ids[start:end], scores[start:end]), start=1)
-                )
+            handle.writelines(lines)
         return path

@@ -1,0 +1,138 @@
+"""Driver memory at scale: peak RSS of the driver process while it encodes a growing BM25 corpus
+and while it batch-searches growing query sets, each in a fresh process on the same local Ray.
+
+The claim under test: the driver stages and counts, it does not hold the corpus, the queries or the
+run. So its peak RSS should barely move from the smallest to the largest size (the issue's target:
+< 1.2x from 10k to 1M queries). The peer column is the interactive ``Searcher.search`` path (the
+driver reads every query, encodes them all in its own process and holds the whole run), measured
+on the same index and query sets in the same run.
+
+Data: documents are resampled from the real sentences of SciFact and Vaswani (4-12 sentences each,
+so term statistics and lengths are natural); each query is a 4-10-word span of a random document,
+so every query has at least one matching document. Generated into ``--cache`` (never the repo).
+
+    python benchmarks/driver_memory.py --docs 100000 --queries 10000 100000 --cache /tmp/rayir-scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def sentences() -> list[str]:
+    """Every sentence of SciFact's and Vaswani's documents."""
+    found: list[str] = []
+    for line in (SHARED / "scifact" / "corpus.jsonl").read_text().splitlines():
+        found += [s.strip() for s in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]) if len(s.split()) > 3]
+    for doc in re.findall(r"<DOC>.*?</DOCNO>(.*?)</DOC>", (SHARED / "vaswani" / "doc-text.trec").read_text(), re.S):
+        found.append(" ".join(doc.split()))
+    return found
+
+
+def write_corpus(path: Path, documents: int, seed: int = 0) -> None:
+    pool = sentences()
+    rng = np.random.default_rng(seed)
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(documents):
+            picked = rng.integers(0, len(pool), rng.integers(4, 13))
+            handle.write(json.dumps({"_id": f"d{i}", "text": " ".join(pool[j] for j in picked)}) + "\n")
+
+
+def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1) -> None:
+    """Spans of random documents (one pass over the corpus, reservoir-free: a fixed stride)."""
+    rng = np.random.default_rng(seed)
+    with corpus.open(encoding="utf-8") as docs:
+        texts = [json.loads(line)["text"].split() for _, line in zip(range(20000), docs)]
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(queries):
+            words = texts[int(rng.integers(len(texts)))]
+            length = int(rng.integers(4, 11))
+            start = int(rng.integers(0, max(1, len(words) - length)))
+            handle.write(json.dumps({"_id": f"q{i}", "text": " ".join(words[start : start + length])}) + "\n")
+
+
+def measure(code: str) -> dict:
+    """Run ``code`` in a fresh Python; it prints one JSON line; add the process's peak RSS (MiB)."""
+    wrapped = code + "\nimport resource, json; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    rss = [line for line in done.stdout.splitlines() if line.startswith("RSS ")][-1]
+    return {"peak_rss_mib": int(rss.split()[1]) / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--queries", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/rayir-scale"))
+    parser.add_argument("--peer", action="store_true", help="also measure Searcher.search (driver holds the run)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    rows = []
+    init = "import ray; ray.init(num_cpus=2, include_dashboard=False, logging_level='ERROR')\n"
+    for documents in args.docs:
+        corpus = args.cache / f"corpus-{documents}.jsonl"
+        if not corpus.exists():
+            write_corpus(corpus, documents)
+        out = args.cache / f"bm25-{documents}"
+        code = (
+            init
+            + "from rayir.cli.stages import index\n"
+            + f"index(corpus={str(corpus)!r}, output={str(out)!r}, model='bm25', overwrite=True,"
+            + " encoding=__import__('rayir.options', fromlist=['x']).EncodingOptions(docs_per_shard=16384))"
+        )
+        rows.append({"what": "BM25 encode + index", "documents": documents, "queries": 0, **measure(code)})
+        logging.warning("%s", rows[-1])
+    index_dir = args.cache / f"bm25-{args.docs[-1]}" / "index"
+    corpus = args.cache / f"corpus-{args.docs[-1]}.jsonl"
+    for queries in args.queries:
+        query_file = args.cache / f"queries-{queries}.jsonl"
+        if not query_file.exists():
+            write_queries(corpus, query_file, queries)
+        code = (
+            init
+            + "from rayir.serve.batch_search import search_to_file\n"
+            + f"search_to_file({str(index_dir)!r}, {str(query_file)!r}, {str(args.cache / 'run.trec')!r}, k=100)"
+        )
+        rows.append(
+            {"what": "batch search (search stage)", "documents": args.docs[-1], "queries": queries, **measure(code)}
+        )
+        logging.warning("%s", rows[-1])
+        if args.peer:
+            code = (
+                init
+                + "from rayir.data import read_queries\nfrom rayir.serve.coordinator import Searcher\n"
+                + f"s = Searcher({str(index_dir)!r})\nrun = s.search(list(read_queries({str(query_file)!r})), k=100)\n"
+            )
+            rows.append(
+                {
+                    "what": "Searcher.search (peer: driver holds all)",
+                    "documents": args.docs[-1],
+                    "queries": queries,
+                    **measure(code),
+                }
+            )
+            logging.warning("%s", rows[-1])
+    print(f"{'what':42} {'documents':>10} {'queries':>9} {'driver peak RSS MiB':>20} {'x smallest':>10}")
+    for row in rows:
+        same = [r for r in rows if r["what"] == row["what"]]
+        print(
+            f"{row['what']:42} {row['documents']:>10} {row['queries']:>9} {row['peak_rss_mib']:>20.0f}"
+            f" {row['peak_rss_mib'] / same[0]['peak_rss_mib']:>10.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument("--docs", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--queries", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rayir-scale"))
-    parser.add_argument("--peer", action="store_true", help="also measure Searcher.search (driver holds the run)")
+    parser.add_argument(
+        "--peer-queries", type=int, nargs="*", default=[1000, 10000], help="query set sizes for the Searcher peer"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -110,7 +112,7 @@ def main() -> None:
             {"what": "batch search (search stage)", "documents": args.docs[-1], "queries": queries, **measure(code)}
         )
         logging.warning("%s", rows[-1])
-        if args.peer:
+        if queries in args.peer_queries:
             code = (
                 init
                 + "from rayir.data import read_queries\nfrom rayir.serve.coordinator import Searcher\n"

@@ -93,3 +93,11 @@ def ray_session():
     yield ray
     if started:
         ray.shutdown()
+
+
+def judged_pairs(collection: Path):
+    """Training data of a BEIR collection's judged test pairs, in-batch negatives only."""
+    from rayir.train.options import TrainingData
+
+    where = str(collection)
+    return TrainingData(queries=where, corpus=where, split="test", qrels=where, num_negatives=0)

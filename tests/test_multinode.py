@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayir.encode import ChunkEncoder, encode_corpus, verify_manifest
+from tests.conftest import judged_pairs
 
 NODE_CPUS = 1
 
@@ -186,18 +187,12 @@ def test_fit_on_two_nodes_resumes_after_losing_one(cluster, tiny_bert_dir, sampl
     import tests.test_train as train_tests
     from rayir.losses import InBatchCrossEntropy
     from rayir.modules import BiEncoderModule
-    from rayir.train.options import Optimization, Scaling, TrainingData
+    from rayir.train.options import Optimization, Scaling
     from rayir.train.ray_trainer import fit
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.cloudpickle.register_pickle_by_value(train_tests)
-    data = TrainingData(
-        queries=str(sample_collection),
-        corpus=str(sample_collection),
-        split="test",
-        qrels=str(sample_collection),
-        num_negatives=0,
-    )
+    data = judged_pairs(sample_collection)
     starts, weights = str(tmp_path / "starts"), str(tmp_path / "final.safetensors")
     thread, outcome = _in_background(
         fit,

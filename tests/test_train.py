@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from rayir.data.datamodule import RankBatch
 from rayir.losses import InBatchCrossEntropy, total_loss
 from rayir.modules import BiEncoderModule
+from tests.conftest import judged_pairs
 
 QUERIES = ["first query", "second query text", "a third", "the fourth one"]
 DOCS = [
@@ -232,17 +233,11 @@ def test_the_last_report_survives_a_loaded_machine(ray_session, tiny_bert_dir, s
 
     import ray.cloudpickle
 
-    from rayir.train.options import Optimization, Scaling, TrainingData
+    from rayir.train.options import Optimization, Scaling
     from rayir.train.ray_trainer import fit
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    data = TrainingData(
-        queries=str(sample_collection),
-        corpus=str(sample_collection),
-        split="test",
-        qrels=str(sample_collection),
-        num_negatives=0,
-    )
+    data = judged_pairs(sample_collection)
     weights = str(tmp_path / "final.safetensors")
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one busy core of two
     try:

@@ -123,38 +123,70 @@ def _make(kind: str, record_id: str, text: str):
 def _jsonl(path: Path, kind: str) -> Iterator:
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(path, line_no, f"invalid JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise DataFormatError(path, line_no, "expected a JSON object")
-            record_id = next((record[k] for k in ID_KEYS[kind] if k in record), None)
-            if record_id is None or "text" not in record:
-                raise DataFormatError(path, line_no, f"needs an id ({'/'.join(ID_KEYS[kind])}) and 'text'")
-            text = join_title(record.get("title"), record["text"]) if kind == "doc" else str(record["text"])
-            yield _make(kind, str(record_id), text)
+            record = parse_jsonl_line(path, line_no, line, kind)
+            if record is not None:
+                yield record
+
+
+def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
+    """One JSONL line as a sample (``None`` for a blank line); bad lines name ``path:line_no``."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(path, line_no, f"invalid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise DataFormatError(path, line_no, "expected a JSON object")
+    record_id = next((record[k] for k in ID_KEYS[kind] if k in record), None)
+    if record_id is None or "text" not in record:
+        raise DataFormatError(path, line_no, f"needs an id ({'/'.join(ID_KEYS[kind])}) and 'text'")
+    text = join_title(record.get("title"), record["text"]) if kind == "doc" else str(record["text"])
+    return _make(kind, str(record_id), text)
 
 
 def _tsv(path: Path, kind: str) -> Iterator:
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) == 2:
-                record_id, text = fields
-            elif len(fields) == 3 and kind == "doc":
-                record_id, text = fields[0], join_title(fields[1], fields[2])
-            else:
-                expected = "id<TAB>text or id<TAB>title<TAB>text" if kind == "doc" else "id<TAB>text"
-                raise DataFormatError(path, line_no, f"expected {expected}, found {len(fields)} fields")
-            if not record_id.strip():
-                raise DataFormatError(path, line_no, "empty id")
-            yield _make(kind, record_id.strip(), text)
+            record = parse_tsv_line(path, line_no, line, kind)
+            if record is not None:
+                yield record
+
+
+def parse_tsv_line(path: Path, line_no: int, line: str, kind: str):
+    """One TSV line as a sample (``None`` for a blank line); bad lines name ``path:line_no``."""
+    line = line.rstrip("\n").rstrip("\r")
+    if not line:
+        return None
+    fields = line.split("\t")
+    if len(fields) == 2:
+        record_id, text = fields
+    elif len(fields) == 3 and kind == "doc":
+        record_id, text = fields[0], join_title(fields[1], fields[2])
+    else:
+        expected = "id<TAB>text or id<TAB>title<TAB>text" if kind == "doc" else "id<TAB>text"
+        raise DataFormatError(path, line_no, f"expected {expected}, found {len(fields)} fields")
+    if not record_id.strip():
+        raise DataFormatError(path, line_no, "empty id")
+    return _make(kind, record_id.strip(), text)
+
+
+def line_format(source: str | Path) -> tuple[Path, str] | None:
+    """``(file, "jsonl" | "tsv")`` when ``source``'s documents are one per line of a plain
+    (uncompressed) file, which can be split by byte range; else ``None``."""
+    if is_irds_id(source):
+        return None
+    path = Path(source)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+        return (path, "jsonl") if path.exists() else None
+    if path.suffix == ".gz" or not path.exists():
+        return None
+    if path.suffix in (".jsonl", ".json"):
+        return path, "jsonl"
+    if path.suffix in (".tsv", ".txt") and not _looks_like_trec(path):
+        return path, "tsv"
+    return None
 
 
 def _parquet(path: Path, kind: str) -> Iterator:

@@ -26,7 +26,8 @@ from ..encoders import Representation, load_representation
 from ..execution import Executor, Pool, executor
 from ..options import check_precision
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
-from .staging import Chunk, stage_corpus
+from .parallel_staging import stage_documents
+from .staging import Chunk
 from .worker import ChunkEncoder, shard_name
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def encode_corpus(
 
     staging, shards = output_dir / "staging", output_dir / "embeddings"
     shards.mkdir(parents=True, exist_ok=True)
-    chunks = stage_corpus(corpus, staging, docs_per_shard, settings)
+    chunks = stage_documents(corpus, staging, docs_per_shard, settings, run)
     total_docs = sum(c.rows for c in chunks)
     pending = _pending(chunks, shards)
     logger.info("%d documents in %d shards; %d to encode", total_docs, len(chunks), len(pending))

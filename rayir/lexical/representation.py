@@ -31,16 +31,35 @@ def analysed_path(chunk: Path) -> Path:
     return chunk.with_name(chunk.name.replace(".parquet", ".bm25.parquet"))
 
 
-def analyse_chunk(chunk: str) -> tuple[Counter, int, int]:
+def analyse_chunk(chunk: str) -> None:
     """Analyse one staged chunk (kept beside it, reused when resuming, read again by the encoder)
-    and return its collection statistics."""
+    and keep its collection statistics beside it too."""
     path = analysed_path(Path(chunk))
     if path.exists():
         analysed = pq.read_table(path)
     else:
         analysed = analyse_texts(pq.read_table(chunk, columns=["text"]).column("text").to_pylist())
         write_with(path, lambda tmp: pq.write_table(analysed, tmp))
-    return collection_statistics(analysed)
+    df, length, documents = collection_statistics(analysed)
+    table = pa.table({"term": pa.array(list(df), pa.string()), "df": pa.array(list(df.values()), pa.int64())})
+    table = table.replace_schema_metadata({"length": str(length), "documents": str(documents)})
+    write_with(_statistics_path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def _statistics_path(analysed: Path) -> Path:
+    return analysed.with_name(analysed.name.replace(".bm25.parquet", ".bm25-df.parquet"))
+
+
+def fit_statistics(chunks: list[str], directory: str, k1: float, b: float) -> tuple[int, int, int]:
+    """Merge every chunk's statistics and save them as the BM25 statistics, in one task: the driver
+    never holds a vocabulary per chunk. Returns (terms, documents, total length)."""
+    parts = [pq.read_table(_statistics_path(analysed_path(Path(c)))) for c in chunks]
+    merged = pa.concat_tables(parts).group_by("term").aggregate([("df", "sum")])
+    df = Counter(dict(zip(merged.column("term").to_pylist(), merged.column("df_sum").to_pylist())))
+    length = sum(int(t.schema.metadata[b"length"]) for t in parts)
+    documents = sum(int(t.schema.metadata[b"documents"]) for t in parts)
+    BM25Model.save(directory, df, length, documents, k1, b)
+    return len(df), documents, length
 
 
 class BM25Representation:
@@ -59,19 +78,15 @@ class BM25Representation:
         self.spec = EncoderSpec(model, overrides, precision, bm25_fingerprint(k1, b))
 
     def fit(self, staging: Path, chunks: list, output_dir: Path, run: Executor) -> None:
-        """Collection statistics of all chunks (one task each), saved as the BM25 statistics."""
-        parts = run.map_tasks(analyse_chunk, [(str(staging / c.path),) for c in chunks])
-        df: Counter = Counter()
-        length = documents = 0
-        for part_df, part_length, part_docs in parts:
-            df.update(part_df)
-            length += part_length
-            documents += part_docs
-        BM25Model.save(output_dir / self.files, df, length, documents, self.model_config["k1"], self.model_config["b"])
-        self.dim = len(df)
-        logger.info(
-            "bm25 statistics: %d documents, %d terms, avg length %.1f", documents, len(df), length / max(documents, 1)
-        )
+        """Collection statistics of all chunks (one task each, merged by one more task), saved as the
+        BM25 statistics."""
+        paths = [str(staging / c.path) for c in chunks]
+        run.map_tasks(analyse_chunk, [(path,) for path in paths])
+        k1, b = self.model_config["k1"], self.model_config["b"]
+        [(terms, documents, length)] = run.map_tasks(fit_statistics, [(paths, str(output_dir / self.files), k1, b)])
+        self.dim = terms
+        average = length / max(documents, 1)
+        logger.info("bm25 statistics: %d documents, %d terms, avg length %.1f", documents, terms, average)
 
     @staticmethod
     def document_encoder(spec: EncoderSpec, files: Path | None, staging: Path, runtime: Runtime) -> BM25DocumentEncoder:

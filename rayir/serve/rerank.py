@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
-from ..encode.staging import stage_corpus
+from ..encode.parallel_staging import stage_documents
 from ..execution import Pool, executor
 from ..options import ScoringOptions, check_precision
 
@@ -220,7 +220,7 @@ def _score(
     work: Path,
     scoring: ScoringOptions,
 ) -> Run:
-    chunks = stage_corpus(corpus, work / "corpus", 8192, {"corpus": str(corpus)})
+    chunks = stage_documents(corpus, work / "corpus", 8192, {"corpus": str(corpus)}, execution)
     docs = execution.read_parquet([str(work / "corpus" / c.path) for c in chunks])
     candidates: dict[str, list[str]] = {}
     for query_id, doc_id in pairs:

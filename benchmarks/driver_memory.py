@@ -74,7 +74,7 @@ def measure(code: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, nargs="+", default=[10000, 100000])
-    parser.add_argument("--queries", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--queries", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rayir-scale"))
     parser.add_argument(
         "--peer-queries", type=int, nargs="*", default=[1000, 10000], help="query set sizes for the Searcher peer"

@@ -17,7 +17,6 @@ files, TREC SGML, Parquet and ``ir_datasets`` ids keep the single streaming read
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,10 @@ import pyarrow.parquet as pq
 from ..atomic import write_json, write_with
 from ..data.errors import DataFormatError, DuplicateIdError
 from ..data.readers import line_format, parse_jsonl_line, parse_tsv_line
-from .staging import TEXT_SCHEMA, Chunk, chunk_name, load_plan, stage_corpus
+from .staging import TEXT_SCHEMA, Chunk, chunk_name, id_hash, load_plan, stage_corpus
 
 BYTES_PER_RANGE = 64 << 20
 PARSERS = {"jsonl": parse_jsonl_line, "tsv": parse_tsv_line}
-
-
-def id_hash(value: str) -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
 
 
 def _range_name(index: int) -> str:

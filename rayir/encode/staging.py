@@ -37,6 +37,11 @@ def chunk_name(index: int) -> str:
     return f"chunk-{index:05d}.parquet"
 
 
+def id_hash(value: str) -> int:
+    """The 64-bit hash an id is checked for repeats by (staging keeps these, not the strings)."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
+
+
 class IdCheck:
     """Rejects a repeated id with memory that stays small at millions of ids.
 
@@ -50,12 +55,8 @@ class IdCheck:
         self._hashes: set[int] = set()
         self._sorted = np.empty(0, dtype=np.uint64)
 
-    @staticmethod
-    def _hash(value: str) -> int:
-        return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
-
     def add(self, value: str, pending: list[str], chunks: list[Chunk]) -> None:
-        digest = self._hash(value)
+        digest = id_hash(value)
         if digest in self._hashes or _contains(self._sorted, digest):
             if value in pending or self._staged(value, chunks):
                 raise DuplicateIdError(f"{self.source}: {self.what} id {value!r} appears more than once")

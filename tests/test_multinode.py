@@ -146,20 +146,25 @@ def test_shards_on_both_nodes_survive_a_lost_node_with_an_identical_run(
     encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "embeddings", docs_per_shard=5)
     build_index(tmp_path / "embeddings", tmp_path / "index", num_shards=2)
     queries = list(read_queries(sample_collection, split="test"))
+    node_of = lambda actor: ray.get(  # noqa: E731
+        actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
+    )
     with Searcher(tmp_path / "index", shard_resources={"slot": 1}) as searcher:  # one shard per node
-        expected = searcher.search(queries, k=10, batch_size=2)
-        placed = {
-            ray.get(actor.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
-            for actor in searcher.actors
-        }
-        assert len(placed) == 2
+        expected = searcher.search(queries, k=10, batch_size=1)
+        before = [node_of(actor) for actor in searcher.actors]
+        assert len(set(before)) == 2
+        lost = cluster.workers[0].node_id
 
         def lose_a_node(done: int, total: int) -> None:
-            if done == 2:  # after the first batch, mid-search
+            # After the first of 8 one-query batches: at most 4 are in flight, so the rest are
+            # sent after the node is gone and must reach its shard's restarted actor.
+            if done == 1:
                 cluster.workers[0] = replace_node(cluster, cluster.workers[0], "node_a")
 
-        after = searcher.search(queries, k=10, batch_size=2, on_batch=lose_a_node)
-        assert searcher.restarts >= 1
+        after = searcher.search(queries, k=10, batch_size=1, on_batch=lose_a_node)
+        moved = [node_of(actor) for actor in searcher.actors]
+    assert lost in before and lost not in moved  # the lost node's shard now runs on its replacement
+    assert cluster.workers[0].node_id in moved
     assert after == expected and list(after) == list(expected)
 
 

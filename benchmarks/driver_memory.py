@@ -7,9 +7,8 @@ run. So its peak RSS should barely move from the smallest to the largest size (t
 driver reads every query, encodes them all in its own process and holds the whole run), measured
 on the same index and query sets in the same run.
 
-Data: documents are resampled from the real sentences of SciFact and Vaswani (4-12 sentences each,
-so term statistics and lengths are natural); each query is a 4-10-word span of a random document,
-so every query has at least one matching document. Generated into ``--cache`` (never the repo).
+Data: texts from ``synthetic.py`` (documents resampled from the real sentences of SciFact and
+Vaswani; queries are spans of documents). Generated into ``--cache`` (never the repo).
 
     python benchmarks/driver_memory.py --docs 100000 --queries 10000 100000 --cache /tmp/rayir-scale
 """
@@ -17,53 +16,18 @@ so every query has at least one matching document. Generated into ``--cache`` (n
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def sentences() -> list[str]:
-    """Every sentence of SciFact's and Vaswani's documents."""
-    found: list[str] = []
-    for line in (SHARED / "scifact" / "corpus.jsonl").read_text().splitlines():
-        found += [s.strip() for s in re.split(r"(?<=[.!?])\s+", json.loads(line)["text"]) if len(s.split()) > 3]
-    for doc in re.findall(r"<DOC>.*?</DOCNO>(.*?)</DOC>", (SHARED / "vaswani" / "doc-text.trec").read_text(), re.S):
-        found.append(" ".join(doc.split()))
-    return found
-
-
-def write_corpus(path: Path, documents: int, seed: int = 0) -> None:
-    pool = sentences()
-    rng = np.random.default_rng(seed)
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(documents):
-            picked = rng.integers(0, len(pool), rng.integers(4, 13))
-            handle.write(json.dumps({"_id": f"d{i}", "text": " ".join(pool[j] for j in picked)}) + "\n")
-
-
-def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1) -> None:
-    """Spans of random documents (one pass over the corpus, reservoir-free: a fixed stride)."""
-    rng = np.random.default_rng(seed)
-    with corpus.open(encoding="utf-8") as docs:
-        texts = [json.loads(line)["text"].split() for _, line in zip(range(20000), docs)]
-    with path.open("w", encoding="utf-8") as handle:
-        for i in range(queries):
-            words = texts[int(rng.integers(len(texts)))]
-            length = int(rng.integers(4, 11))
-            start = int(rng.integers(0, max(1, len(words) - length)))
-            handle.write(json.dumps({"_id": f"q{i}", "text": " ".join(words[start : start + length])}) + "\n")
+from synthetic import write_corpus, write_queries
 
 
 def measure(code: str) -> dict:
     """Run ``code`` in a fresh Python; it prints one JSON line; add the process's peak RSS (MiB)."""
-    wrapped = code + "\nimport resource, json; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report this parent's peak.
+    wrapped = code + "\nprint('RSS', [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     done = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(done.stderr[-3000:])

@@ -129,11 +129,17 @@ def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tm
     assert result.documents == 30
 
 
-def test_changed_settings_do_not_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
-    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
+def test_changed_settings_do_not_mix(sample_collection, tiny_bert_dir, tmp_path):
+    """In process: the settings check is the same code with or without Ray."""
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
     with pytest.raises(ValueError, match="other settings"):
         encode_corpus(
-            str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, model_config={"pooling": "max"}
+            str(tiny_bert_dir),
+            sample_collection,
+            tmp_path / "enc",
+            docs_per_shard=10,
+            model_config={"pooling": "max"},
+            in_process=True,
         )
     redone = encode_corpus(
         str(tiny_bert_dir),
@@ -142,13 +148,17 @@ def test_changed_settings_do_not_mix(ray_session, sample_collection, tiny_bert_d
         docs_per_shard=10,
         model_config={"pooling": "max"},
         overwrite=True,
+        in_process=True,
     )
     assert redone.manifest["model_config"]["pooling"] == "max"
 
 
-def test_bfloat16_stays_close_to_float32(ray_session, sample_collection, minilm_path, tmp_path):
-    fp32 = encode_corpus(minilm_path, sample_collection, tmp_path / "fp32", docs_per_shard=15)
-    bf16 = encode_corpus(minilm_path, sample_collection, tmp_path / "bf16", docs_per_shard=15, precision="bfloat16")
+def test_bfloat16_stays_close_to_float32(sample_collection, minilm_path, tmp_path):
+    """In process: the encoder's autocast is the same code the Ray actors run."""
+    fp32 = encode_corpus(minilm_path, sample_collection, tmp_path / "fp32", docs_per_shard=15, in_process=True)
+    bf16 = encode_corpus(
+        minilm_path, sample_collection, tmp_path / "bf16", docs_per_shard=15, precision="bfloat16", in_process=True
+    )
     a = np.stack(shard_table(fp32.output_dir).column("embedding").to_numpy(zero_copy_only=False))
     b = np.stack(shard_table(bf16.output_dir).column("embedding").to_numpy(zero_copy_only=False))
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)

@@ -67,7 +67,9 @@ def test_sharded_search_equals_brute_force(
 ):
     model = tiny_mlm_dir if kind == "sparse" else tiny_bert_dir
     doc_ids, doc_texts, query_texts = texts
-    encode_corpus(str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, model_config=SETTINGS[kind])
+    encode_corpus(
+        str(model), sample_collection, tmp_path / "enc", docs_per_shard=5, model_config=SETTINGS[kind], in_process=True
+    )
     module = BiEncoderModule(model, **SETTINGS[kind])
     q = module.encode_queries(query_texts)
     expected_ids, expected_scores = brute_force(
@@ -89,7 +91,8 @@ def test_sharded_search_equals_brute_force(
 
 def test_bm25_index_equals_reference_scores(ray_session, sample_collection, texts, tmp_path):
     doc_ids, doc_texts, query_texts = texts
-    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=4, model_config={"k1": 1.2, "b": 0.75})
+    bm25 = {"k1": 1.2, "b": 0.75}
+    encode_corpus("bm25", sample_collection, tmp_path / "enc", docs_per_shard=4, model_config=bm25, in_process=True)
     model = BM25Model(tmp_path / "enc" / "bm25")
     assert model.config["documents"] == 30
     scores = np.asarray([[model.score(q, d) for d in doc_texts] for q in query_texts])
@@ -164,21 +167,21 @@ def test_approximate_factories_build_and_search(
     factory, ray_session, sample_collection, tiny_bert_dir, texts, tmp_path
 ):
     _, _, query_texts = texts
-    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
-    manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=1, factory=factory)
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
+    manifest = build_index(tmp_path / "enc", tmp_path / "idx", num_shards=1, factory=factory, in_process=True)
     assert manifest["factory"] == factory and manifest["documents"] == 30
     batch = QueryBatch.from_dense(BiEncoderModule(tiny_bert_dir).encode_queries(query_texts).vectors.numpy(), "dense")
     options = {"nprobe": int(factory[3])} if factory.startswith("IVF") else {}  # probe every list
     hits = search_all(tmp_path / "idx", manifest, batch, k=5, **options)
     assert all(len(ids) == 5 and len(set(ids)) == 5 for ids in hits.doc_ids)
     if factory == "IVF4,Flat":  # probing every list of a flat IVF is exact
-        flat = build_index(tmp_path / "enc", tmp_path / "flat", num_shards=1)
+        flat = build_index(tmp_path / "enc", tmp_path / "flat", num_shards=1, in_process=True)
         assert hits.doc_ids == search_all(tmp_path / "flat", flat, batch, k=5).doc_ids
 
 
-def test_index_refuses_to_mix(ray_session, sample_collection, tiny_bert_dir, tmp_path):
-    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10)
-    build_index(tmp_path / "enc", tmp_path / "idx")
+def test_index_refuses_to_mix(sample_collection, tiny_bert_dir, tmp_path):
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
+    build_index(tmp_path / "enc", tmp_path / "idx", in_process=True)
     with pytest.raises(FileExistsError):
         build_index(tmp_path / "enc", tmp_path / "idx")
     with pytest.raises(ValueError, match="only 3 shard files"):

@@ -128,8 +128,11 @@ def test_search_job_writes_run_and_metrics(dense_embeddings, sample_collection, 
 
 
 def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
-    build_index(dense_embeddings / "embeddings", tmp_path / "idx")
-    search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=20, split="test")
+    """In process (re-ranking on Ray is checked against this path below)."""
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx", in_process=True)
+    search_stage(
+        str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=20, split="test", in_process=True
+    )
     summary = rerank_stage(
         str(tiny_bert_dir),
         str(tmp_path / "first.run"),
@@ -140,6 +143,7 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         split="test",
         qrels=str(sample_collection),
         model_config={"similarity": "cosine"},
+        in_process=True,
     )
     first, again = read_run(tmp_path / "first.run"), read_run(tmp_path / "rr.run")
     assert_same_run(first, again)
@@ -159,6 +163,7 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         split="test",
         scoring=ScoringOptions(precision="bfloat16"),
         model_config={"similarity": "cosine"},
+        in_process=True,
     )
     bf16 = read_run(tmp_path / "bf16.run")
     assert {q: set(d) for q, d in bf16.items()} == {q: set(d) for q, d in first.items()}
@@ -167,9 +172,8 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
 
 
 @pytest.mark.parametrize("mode", ["pointwise", "listwise"])
-def test_cross_encoder_rerank_scores_exactly_the_candidates(
-    mode, ray_session, sample_collection, tiny_bert_dir, tmp_path
-):
+def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, sample_collection, tiny_bert_dir, tmp_path):
+    """In process: the scorer is the same code the Ray scoring actors run."""
     from rayir import CrossEncoderModule
 
     first = {"q1": {"d01": 3.0, "d02": 2.0, "d05": 1.0, "d09": 0.5}, "q4": {"d28": 1.0, "d27": 0.9}}
@@ -185,6 +189,7 @@ def test_cross_encoder_rerank_scores_exactly_the_candidates(
         depth=3,
         kind="cross",
         model_config={"mode": mode, "listwise_heads": 2},
+        in_process=True,
     )
     result = read_run(tmp_path / "ce.run")
     assert {q: set(v) for q, v in result.items()} == {"q1": {"d01", "d02", "d05"}, "q4": {"d28", "d27"}}
@@ -197,7 +202,7 @@ def test_cross_encoder_rerank_scores_exactly_the_candidates(
     assert [result["q1"][d] for d in ("d01", "d02", "d05")] == pytest.approx(expected, abs=1e-5)
 
 
-def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+def test_rerank_reports_documents_missing_from_the_corpus(sample_collection, tiny_bert_dir, tmp_path):
     from rayir.data import write_run
 
     write_run({"q1": {"d01": 1.0, "nope": 0.5}}, tmp_path / "first.run")
@@ -209,6 +214,7 @@ def test_rerank_reports_documents_missing_from_the_corpus(ray_session, sample_co
             str(sample_collection),
             str(tmp_path / "x.run"),
             kind="bi",
+            in_process=True,
         )
     assert not (tmp_path / "x.run").exists()
 
@@ -288,8 +294,10 @@ def test_a_bm25_index_moved_away_from_its_embeddings_searches_identically(sample
 def test_rerank_in_process_equals_rerank_on_ray(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
     from rayir.serve.rerank import rerank
 
-    build_index(dense_embeddings / "embeddings", tmp_path / "idx")
-    search_stage(str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=15, split="test")
+    build_index(dense_embeddings / "embeddings", tmp_path / "idx", in_process=True)
+    search_stage(
+        str(tmp_path / "idx"), str(sample_collection), str(tmp_path / "first.run"), k=15, split="test", in_process=True
+    )
     runs = [
         rerank(
             tiny_bert_dir,
@@ -391,8 +399,8 @@ def test_batch_search_off_the_driver_equals_the_searcher(ray_session, dense_embe
     queries = list(read_queries(sample_collection, split="test"))
     for shards in (1, 2):
         index_dir = tmp_path / f"index-{shards}"
-        build_index(dense_embeddings / "embeddings", index_dir, num_shards=shards)
-        with Searcher(index_dir) as searcher:
+        build_index(dense_embeddings / "embeddings", index_dir, num_shards=shards, in_process=True)
+        with Searcher(index_dir, in_process=True) as searcher:
             expected = searcher.search(queries, k=7)
         output = tmp_path / f"run-{shards}.trec"
         result = search_to_file(

@@ -123,6 +123,7 @@ class FailOnceAtStep(lightning.Callback):
             raise RuntimeError("injected worker failure")
 
 
+@pytest.mark.slow  # resuming is in the default suite: test_multinode's fit that loses a node
 def test_two_worker_ray_train_run_resumes_after_a_failure(ray_session, tiny_bert_dir, sample_collection, tmp_path):
     import ray.cloudpickle
 

@@ -131,25 +131,16 @@ def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tm
 
 def test_changed_settings_do_not_mix(sample_collection, tiny_bert_dir, tmp_path):
     """In process: the settings check is the same code with or without Ray."""
-    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
-    with pytest.raises(ValueError, match="other settings"):
-        encode_corpus(
-            str(tiny_bert_dir),
-            sample_collection,
-            tmp_path / "enc",
-            docs_per_shard=10,
-            model_config={"pooling": "max"},
-            in_process=True,
+
+    def encode(**options):
+        return encode_corpus(
+            str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True, **options
         )
-    redone = encode_corpus(
-        str(tiny_bert_dir),
-        sample_collection,
-        tmp_path / "enc",
-        docs_per_shard=10,
-        model_config={"pooling": "max"},
-        overwrite=True,
-        in_process=True,
-    )
+
+    encode()
+    with pytest.raises(ValueError, match="other settings"):
+        encode(model_config={"pooling": "max"})
+    redone = encode(model_config={"pooling": "max"}, overwrite=True)
     assert redone.manifest["model_config"]["pooling"] == "max"
 
 

@@ -91,7 +91,9 @@ def prepare(kind: str, documents: int, queries: int, cache: Path, model: str | N
         if not (target / "manifest.json").exists():
             from rayir.encode import encode_corpus
 
-            encode_corpus("bm25", corpus, target, docs_per_shard=16384, overwrite=True)
+            # At least 10 files (enough for 4 index shards), at most 16,384 documents each.
+            per_file = min(16384, max(1024, -(-documents // 16)))
+            encode_corpus("bm25", corpus, target, docs_per_shard=per_file, overwrite=True)
         return
     query_file = cache / f"queries-{kind}-{queries}.npz"
     if (target / "manifest.json").exists() and query_file.exists():

@@ -204,7 +204,10 @@ def run_rayir(kind: str, documents: int, shard_counts: list[int], args) -> list[
             hits = HitMatrix.stack(found)
             actor_rss = [ray.get(a.__ray_call__.remote(lambda self: peak_rss_mib())) for a in searcher.actors]
         doc_ids = read_doc_table(index_dir).to_numpy(zero_copy_only=False)
-        top = np.array([[int(doc_ids[o][1:]) for o in row[:K]] for row in hits.ordinals])
+        # Documents are "d<number>"; -1 pads a query that matched fewer than K documents.
+        top = np.full((len(hits), K), -1, dtype=np.int64)
+        for i, (row, count) in enumerate(zip(hits.ordinals, hits.counts)):
+            top[i, : min(count, K)] = [int(doc_ids[o][1:]) for o in row[: min(count, K)]]
         if reference is None:
             reference = top
             np.save(args.cache / f"exact-{kind}-{documents}-{args.queries}.npy", top)
@@ -218,7 +221,7 @@ def run_rayir(kind: str, documents: int, shard_counts: list[int], args) -> list[
             **speed,
             "search_mib": max(actor_rss),
             "driver_mib": peak_rss_mib(),
-            "recall": float(np.mean([len(set(a) & set(b)) / K for a, b in zip(top, reference)])),
+            "recall": recall_at_k(top, reference),
         }
         if sources is not None:
             row["source_at_10"] = float(np.mean([s in set(r) for s, r in zip(sources, top)]))
@@ -255,9 +258,18 @@ def run_peer(kind: str, documents: int, peer: str, args) -> dict:
     )
     row.update(speed)
     top = doc_number[np.concatenate(found)]
-    row["recall"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(top, reference)]))
+    row["recall"] = recall_at_k(top, reference)
     row["build_mib"] = row["search_mib"] = peak_rss_mib()
     return row
+
+
+def recall_at_k(top: np.ndarray, reference: np.ndarray) -> float:
+    """Mean share of each query's exact top-K (without the -1 padding) that ``top`` found."""
+    shares = []
+    for found, exact in zip(top, reference):
+        wanted = set(exact.tolist()) - {-1}
+        shares.append(len(wanted & set(found.tolist())) / len(wanted) if wanted else 1.0)
+    return float(np.mean(shares))
 
 
 def bm25s_peer(documents: int, args, reference: np.ndarray) -> dict:
@@ -287,7 +299,7 @@ def bm25s_peer(documents: int, args, reference: np.ndarray) -> dict:
     return {
         "build_s": build_s,
         **speed,
-        "recall": float(np.mean([len(set(a) & set(b)) / K for a, b in zip(top, reference)])),
+        "recall": recall_at_k(top, reference),
         "source_at_10": float(np.mean([s in set(r) for s, r in zip(sources, top)])),
         "build_mib": peak_rss_mib(),
         "search_mib": peak_rss_mib(),

@@ -341,6 +341,20 @@ def label(row: dict) -> str:
     return f"rayir {row['shards']} shard(s)" if row["system"] == "rayir" else row["system"]
 
 
+# One look per system in every panel: rayir in blues (darker = more shards), exact peers solid,
+# approximate peers (HNSW, Seismic) dashed.
+STYLES = {
+    "rayir 1 shard(s)": ("#9ecae1", "-"),
+    "rayir 2 shard(s)": ("#4292c6", "-"),
+    "rayir 4 shard(s)": ("#08519c", "-"),
+    "bm25s": ("#d62728", "-"),
+    "faiss-flat": ("#d62728", "-"),
+    "torch-csr": ("#d62728", "-"),
+    "faiss-hnsw": ("#ff7f0e", "--"),
+    "seismic": ("#ff7f0e", "--"),
+}
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -354,46 +368,69 @@ def plot(rows: list[dict], path: Path) -> None:
         for name in sorted({label(r) for r in mine}):
             line = sorted((r for r in mine if label(r) == name), key=lambda r: r["documents"])
             sizes = [r["documents"] for r in line]
-            axes[0][column].plot(sizes, [r["qps"] for r in line], marker="o", label=name)
-            axes[1][column].plot(sizes, [r["search_mib"] for r in line], marker="o", label=name)
-        for row, title in ((0, "queries/s"), (1, "peak RSS per search process, MiB")):
+            color, dashes = STYLES.get(name, ("black", ":"))
+            style = {"marker": "o", "label": name, "color": color, "linestyle": dashes}
+            axes[0][column].plot(sizes, [r["qps"] for r in line], **style)
+            axes[1][column].plot(sizes, [r["search_mib"] for r in line], **style)
+        for row, title in ((0, "queries/s (one thread per process)"), (1, "peak RSS per search process, MiB")):
             axes[row][column].set_xscale("log")
             axes[row][column].set_yscale("log")
-            axes[row][column].set_title(f"{kind}: {title}")
+            axes[row][column].set_title(f"{kind}: {title}", fontsize=10)
             axes[row][column].set_xlabel("documents")
+            axes[row][column].grid(True, which="major", alpha=0.3)
             axes[row][column].legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=90)
 
 
-def print_tables(rows: list[dict]) -> None:
-    nan = float("nan")
-    header = (
-        f"{'kind':6} {'docs':>8} {'system':20} {'build s':>8} {'build MiB':>9} {'q/s':>9} {'vs peer':>7}"
-        f" {'p50 ms':>8} {'p99 ms':>8} {'search MiB':>10} {'driver MiB':>10} {'recall@10':>9} {'src@10':>6}"
+def format_table(header: list[str], body: list[list[str]], markdown: bool) -> str:
+    """Aligned text columns, or a Markdown table (for the README)."""
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        for cells in [header, *body]
     )
-    print(header)
+
+
+def cell(value: float | None, digits: int = 0) -> str:
+    """A number, or "-" where nothing was measured (NaN: a build task too short for the sampler)."""
+    return "-" if value is None or value != value else f"{value:,.{digits}f}"
+
+
+def print_tables(rows: list[dict], markdown: bool = False) -> None:
+    header = ["kind", "docs", "system", "build s", "build MiB", "q/s", "vs peer", "p50 ms", "p99 ms"]
+    header += ["search MiB", "driver MiB", "recall@10", "src@10"]
+    body = []
     for row in sorted(rows, key=lambda r: (r["kind"], r["documents"], r["system"] != "rayir", r["shards"])):
-        peer = next(
-            (
-                p
-                for p in rows
-                if (p["kind"], p["documents"]) == (row["kind"], row["documents"])
-                and p["system"] == PEERS[row["kind"]][0]
-            ),
-            None,
+        same = [p for p in rows if (p["kind"], p["documents"]) == (row["kind"], row["documents"])]
+        peer = next((p for p in same if p["system"] == PEERS[row["kind"]][0]), None)
+        body.append(
+            [
+                row["kind"],
+                f"{row['documents']:,}",
+                label(row),
+                cell(row["build_s"], 1),
+                cell(row["build_mib"]),
+                cell(row["qps"], 1),
+                f"{row['qps'] / peer['qps']:.2f}x" if peer else "",
+                cell(row["p50_ms"], 1),
+                cell(row["p99_ms"], 1),
+                cell(row["search_mib"]),
+                cell(row.get("driver_mib")),
+                f"{row['recall']:.3f}",
+                cell(row.get("source_at_10"), 2),
+            ]
         )
-        ratio = f"{row['qps'] / peer['qps']:.2f}x" if peer else ""
-        print(
-            f"{row['kind']:6} {row['documents']:>8} {label(row):20} {row['build_s']:>8.1f} {row['build_mib']:>9.0f}"
-            f" {row['qps']:>9.1f} {ratio:>7} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['search_mib']:>10.0f}"
-            f" {row.get('driver_mib', nan):>10.0f} {row['recall']:>9.3f} {row.get('source_at_10', nan):>6.2f}"
-        )
-    print("\nGrowth exponents (cost ~ documents^x, least squares over the sizes run)")
-    print(f"{'kind':6} {'system':20} {'build s':>8} {'s/query':>8} {'memory':>8}")
-    for kind, system, shards, build, per_query, memory in growth(rows):
-        name = label({"system": system, "shards": shards})
-        print(f"{kind:6} {name:20} {build:>8.2f} {per_query:>8.2f} {memory:>8.2f}")
+    print(format_table(header, body, markdown))
+    print("\nGrowth exponents (cost ~ documents^x, least squares over the sizes run)\n")
+    growth_rows = [
+        [kind, label({"system": system, "shards": shards}), f"{build:.2f}", f"{per_query:.2f}", f"{memory:.2f}"]
+        for kind, system, shards, build, per_query, memory in growth(rows)
+    ]
+    print(format_table(["kind", "system", "build s", "s/query", "search MiB"], growth_rows, markdown))
 
 
 def main() -> None:
@@ -408,6 +445,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--force", action="store_true", help="measure again what scale-results.json holds")
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for the README)")
     parser.add_argument("--child", nargs=3, metavar=("WHAT", "KIND", "DOCS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
@@ -443,7 +481,7 @@ def main() -> None:
                 saved = [r for r in saved if (r["kind"], r["documents"], r["system"]) != key] + rows
                 results_file.write_text(json.dumps(saved, indent=1))
     wanted = [r for r in saved if r["kind"] in args.kinds and r["documents"] in args.sizes]
-    print_tables(wanted)
+    print_tables(wanted, args.markdown)
     if args.plot:
         plot(wanted, args.plot)
         print(f"\nplot: {args.plot}")

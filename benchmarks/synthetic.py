@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,18 +61,30 @@ def write_corpus(path: Path, documents: int, seed: int = 0) -> None:
             handle.write(json.dumps({"_id": f"d{i}", "text": " ".join(pool[j] for j in picked)}) + "\n")
 
 
-def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1) -> None:
-    """JSONL queries ``{"_id", "text", "source"}``: spans of random documents among the first 20k."""
+def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1, rare: bool = False) -> None:
+    """JSONL queries ``{"_id", "text", "source"}``: spans of random documents among the first 20k.
+
+    ``rare`` queries are instead up to 3 words of the document that occur in at most 2 of those 20k
+    documents: short posting lists, so a million of them answer in minutes against a 1M-document
+    index while every query still has hits (the driver-memory benchmark's query sets)."""
     rng = np.random.default_rng(seed)
     with corpus.open(encoding="utf-8") as docs:
         records = [json.loads(line) for _, line in zip(range(20000), docs)]
+    frequency: Counter[str] = Counter()
+    if rare:
+        for record in records:
+            frequency.update(set(record["text"].lower().split()))
     with path.open("w", encoding="utf-8") as handle:
         for i in range(queries):
             record = records[int(rng.integers(len(records)))]
             words = record["text"].split()
-            length = int(rng.integers(4, 11))
-            start = int(rng.integers(0, max(1, len(words) - length)))
-            query = {"_id": f"q{i}", "text": " ".join(words[start : start + length]), "source": record["_id"]}
+            if rare:
+                chosen = [w for w in words if frequency[w.lower()] <= 2 and w.isalpha()][:3] or words[:3]
+            else:
+                length = int(rng.integers(4, 11))
+                start = int(rng.integers(0, max(1, len(words) - length)))
+                chosen = words[start : start + length]
+            query = {"_id": f"q{i}", "text": " ".join(chosen), "source": record["_id"]}
             handle.write(json.dumps(query) + "\n")
 
 

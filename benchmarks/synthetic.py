@@ -64,8 +64,8 @@ def write_corpus(path: Path, documents: int, seed: int = 0) -> None:
 def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1, rare: bool = False) -> None:
     """JSONL queries ``{"_id", "text", "source"}``: spans of random documents among the first 20k.
 
-    ``rare`` queries are instead up to 3 words of the document that occur in at most 2 of those 20k
-    documents: short posting lists, so a million of them answer in minutes against a 1M-document
+    ``rare`` queries are instead the 3 rarest words of the document (fewest of those 20k documents
+    hold them): short posting lists, so a million of them answer in minutes against a 1M-document
     index while every query still has hits (the driver-memory benchmark's query sets)."""
     rng = np.random.default_rng(seed)
     with corpus.open(encoding="utf-8") as docs:
@@ -79,7 +79,8 @@ def write_queries(corpus: Path, path: Path, queries: int, seed: int = 1, rare: b
             record = records[int(rng.integers(len(records)))]
             words = record["text"].split()
             if rare:
-                chosen = [w for w in words if frequency[w.lower()] <= 2 and w.isalpha()][:3] or words[:3]
+                alphabetic = {w for w in words if w.isalpha()}
+                chosen = sorted(alphabetic, key=lambda w: (frequency[w.lower()], w))[:3] or words[:3]
             else:
                 length = int(rng.integers(4, 11))
                 start = int(rng.integers(0, max(1, len(words) - length)))

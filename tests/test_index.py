@@ -228,6 +228,48 @@ def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_pat
     assert hits.doc_ids[0] == []
 
 
+def test_queries_with_few_postings_score_only_the_documents_they_touch_and_equal_brute_force(tmp_path):
+    """Rare-term queries (postings under the kernel's share of the shard) take the touched-documents
+    path, common-term queries the full scan; both equal dense numpy scoring, ties by doc id."""
+    from rayir.index.sparse import SparseShard, build_sparse_shard
+    from rayir.index.sparse_kernel import SPARSE_QUERY_SHARE
+
+    rng = np.random.default_rng(3)
+    num_docs, vocab, k = 2000, 60, 10
+    density = np.geomspace(0.001, 0.3, vocab)  # from 2 to 600 documents per term
+    dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(
+        np.float32
+    )
+    doc_ids = [f"d{rng.permutation(num_docs)[i]:05d}-{i}" for i in range(num_docs)]
+    rows, terms = np.nonzero(dense_docs)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
+    ordinals, table = in_id_order(doc_ids)
+    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, ordinals, tmp_path / "shard", vocab)
+    shard = SparseShard(tmp_path / "shard", dense_term_fraction=2.0)
+    queries = np.zeros((80, vocab), np.float32)
+    for row in range(80):  # rows 0-39 from the 30 rarest terms, 40-79 from any term
+        pool = 30 if row < 40 else vocab
+        queries[row, rng.choice(pool, rng.integers(1, 4), replace=False)] = rng.integers(1, 3)
+    q_rows, q_terms = np.nonzero(queries)
+    batch = QueryBatch(
+        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=80))]),
+        terms=q_terms.astype(np.int32),
+        weights=queries[q_rows, q_terms],
+    )
+    postings = np.diff(shard.postings.indptr)
+    few = np.array([postings[np.flatnonzero(q)].sum() <= num_docs * SPARSE_QUERY_SHARE for q in queries])
+    assert 20 < few.sum() < 70  # both paths are exercised
+    hits = as_ids(shard.search(batch, k), table)
+    expected_ids, expected_scores = brute_force(queries @ dense_docs.T, doc_ids, k)
+    tied = 0
+    for row in range(80):
+        want = [(d, s) for d, s in zip(expected_ids[row], expected_scores[row]) if s > 0]
+        assert hits.doc_ids[row] == [d for d, _ in want], row
+        np.testing.assert_array_equal(hits.scores[row], np.asarray([s for _, s in want], np.float32))
+        tied += few[row] and len(set(expected_scores[row])) < len(expected_scores[row])
+    assert tied > 5  # ties on the touched path too
+
+
 def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):
     """Real-valued weights: holding common terms as dense columns adds the same float32 terms in the
     same order, so scores equal the postings-only layout bit for bit."""

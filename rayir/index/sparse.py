@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
-from .hits import HitMatrix, top_k
+from .hits import HitMatrix
 from .queries import QueryBatch
 from .sparse_kernel import search_postings
 
@@ -45,8 +45,7 @@ DENSE_TERM_FRACTION = 0.25
 
 class SparseShard:
     """A loaded inverted index. Search runs the compiled accumulator kernel (see
-    :mod:`.sparse_kernel`); the rare rows whose order hinges on tied scores are re-done in numpy
-    and ordered by doc id, as everywhere.
+    :mod:`.sparse_kernel`), which orders equal scores by ordinal (doc id), as everywhere.
 
     Terms in at least ``dense_term_fraction`` of the shard's documents are also held as dense
     columns (4 bytes per document each: at most twice their postings' 8 bytes per entry).
@@ -84,7 +83,6 @@ class SparseShard:
         positions = np.zeros((n, k), np.int64)
         scores = np.zeros((n, k), np.float32)
         counts = np.zeros(n, np.int64)
-        tied = np.zeros(n, np.bool_)
         if k:
             search_postings(
                 queries.indptr.astype(np.int64),
@@ -95,28 +93,10 @@ class SparseShard:
                 self.postings.data,
                 self.dense_row,
                 self.dense_columns,
-                len(self.ordinals),
+                self.ordinals,
                 k,
                 positions,
                 scores,
                 counts,
-                tied,
             )
-        hits = HitMatrix(scores, self.ordinals[positions], counts)
-        for row in np.flatnonzero(tied):
-            row_scores, row_positions = self._search_row_with_ties(queries, int(row), k)
-            hits.scores[row, : len(row_positions)] = row_scores
-            hits.ordinals[row, : len(row_positions)] = self.ordinals[row_positions]
-        return hits
-
-    def _search_row_with_ties(self, queries: QueryBatch, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and positions of one query's top ``k``, exhaustively in numpy (the same float32 sums
-        as the kernel), ties ordered by ordinal (doc id)."""
-        start, end = queries.indptr[row], queries.indptr[row + 1]
-        scores = np.zeros(len(self.ordinals), np.float32)
-        for term, weight in zip(queries.terms[start:end], queries.weights[start:end]):  # the kernel's order
-            lo, hi = self.postings.indptr[term], self.postings.indptr[term + 1]
-            scores[self.postings.indices[lo:hi]] += np.float32(weight) * self.postings.data[lo:hi]
-        positions = np.flatnonzero(scores > 0)
-        order, best = top_k(scores[positions], k, self.ordinals[positions])
-        return best.astype(np.float32), positions[order]
+        return HitMatrix(scores, self.ordinals[positions], counts)

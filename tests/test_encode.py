@@ -212,6 +212,10 @@ def test_parallel_staging_by_byte_range_gives_the_sequential_chunks(ray_session,
         )
     assert not (tmp_path / "parallel" / "ranges").exists()
 
+    corpus.write_text("\ufeff" + "".join(line(i) for i in range(53)))  # a BOM opens the file, not the first id
+    with_bom = parallel_staging.stage_documents(corpus, tmp_path / "bom", 10, settings, RayExecutor())
+    assert pq.read_table(tmp_path / "bom" / with_bom[0].path).column("doc_id")[0].as_py() == "d0"
+
     corpus.write_text("".join(line(i, "d3" if i == 40 else None) for i in range(53)))
     with pytest.raises(DuplicateIdError, match="'d3' appears more than once"):
         parallel_staging.stage_documents(corpus, tmp_path / "dup", 10, settings, RayExecutor())

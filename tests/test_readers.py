@@ -74,6 +74,48 @@ def test_malformed_input_names_file_and_line(tmp_path, name, content, line, prob
     assert str(err.value).startswith(f"{path}:{line}:")
 
 
+def test_trec_records_on_one_line_each_or_several_to_a_line_are_all_read(tmp_path):
+    """A <DOC> that opens and closes on one line is one record: 30 one-line records give 30
+    documents (they were read as 15, pairs merged under the first DOCNO)."""
+    one_per_line = "".join(f"<DOC><DOCNO>d{i}</DOCNO><TEXT>text {i}</TEXT></DOC>\n" for i in range(30))
+    docs = list(read_docs(write(tmp_path / "lines.trec", one_per_line)))
+    assert [(d.doc_id, d.text) for d in docs] == [(f"d{i}", f"text {i}") for i in range(30)]
+    mixed = "<DOC><DOCNO>a</DOCNO>alpha</DOC> <doc>\n<DOCNO>b</DOCNO>\nbeta\ngamma</doc>\n"
+    assert [(d.doc_id, d.text) for d in read_docs(write(tmp_path / "mixed.trec", mixed))] == [
+        ("a", "alpha"),
+        ("b", "beta gamma"),
+    ]
+    topics = "<top><num> Number: 1 <title> first</top><top><num> 2 <title> second</top>\n"
+    assert [(q.query_id, q.text) for q in read_queries(write(tmp_path / "t.trec", topics))] == [
+        ("1", "first"),
+        ("2", "second"),
+    ]
+    for content, problem in [
+        ("<DOC><DOCNO>a</DOCNO>x</DOC> stray\n", "text outside a <doc> record"),
+        ("<DOC><DOCNO>a</DOCNO>x</DOC></DOC>\n", "</doc> without a <doc>"),
+        ("<DOC><DOCNO>a</DOCNO>x<DOC><DOCNO>b</DOCNO></DOC>\n", "opened before the record at line 1 closed"),
+    ]:
+        with pytest.raises(DataFormatError, match=problem):
+            list(read_docs(write(tmp_path / "bad.trec", content)))
+
+
+@pytest.mark.parametrize(
+    "name, content, read, first_id",
+    [
+        ("d.jsonl", '{"_id": "d1", "text": "x"}\n', lambda p: next(read_docs(p)).doc_id, "d1"),
+        ("d.tsv", "d1\tx\n", lambda p: next(read_docs(p)).doc_id, "d1"),
+        ("d.trec", "<DOC><DOCNO>d1</DOCNO>x</DOC>\n", lambda p: next(read_docs(p)).doc_id, "d1"),
+        ("q.tsv", "q1\tquestion\n", lambda p: next(read_queries(p)).query_id, "q1"),
+        ("qrels.txt", "q1 0 d1 1\n", lambda p: next(iter(read_qrels(p))), "q1"),
+        ("qrels.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n", lambda p: next(iter(read_qrels(p))), "q1"),
+        ("r.run", "q1 Q0 d1 1 0.5 t\n", lambda p: next(iter(read_run(p))), "q1"),
+    ],
+)
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path, name, content, read, first_id):
+    """Files saved by editors that write a UTF-8 BOM: the first id is ``q1``, not ``\\ufeffq1``."""
+    assert read(write(tmp_path / name, "\ufeff" + content)) == first_id
+
+
 def test_duplicate_document_ids_are_an_error(tmp_path):
     path = write(tmp_path / "dup.tsv", "a\tone\nb\ttwo\na\tthree\n")
     with pytest.raises(DuplicateIdError, match="'a'"):

@@ -213,27 +213,36 @@ _TAG = re.compile(r"<(/?)([A-Za-z]+)>")
 
 
 def _trec_records(path: Path, record_tag: str) -> Iterator[tuple[int, str]]:
-    """Yield ``(start line, body)`` of each ``<record_tag>…</record_tag>`` block, streaming."""
+    """Yield ``(start line, body)`` of each ``<record_tag>…</record_tag>`` block, streaming.
+
+    Tags may stand anywhere on a line: one record per line, several records on a line and records
+    over many lines all read alike."""
     open_tag, close_tag = f"<{record_tag}>", f"</{record_tag}>"
+    tags = re.compile(rf"<(/?){record_tag}>", re.IGNORECASE)
     body: list[str] | None = None
     start = 0
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
-            stripped = line.strip().lower()
-            if body is None:
-                if stripped.startswith(open_tag):
-                    body, start = [line.strip()[len(open_tag) :]], line_no
-                elif stripped:
-                    raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
-                continue
-            if stripped.endswith(close_tag):
-                body.append(line.strip()[: -len(close_tag)])
-                yield start, "\n".join(body)
-                body = None
-            elif stripped.startswith(open_tag):
-                raise DataFormatError(path, line_no, f"{open_tag} opened before the record at line {start} closed")
-            else:
-                body.append(line.rstrip("\n"))
+            position = 0
+            for match in tags.finditer(line):
+                piece, closing = line[position : match.start()], match.group(1) == "/"
+                if body is None:
+                    if piece.strip():
+                        raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
+                    if closing:
+                        raise DataFormatError(path, line_no, f"{close_tag} without a {open_tag}")
+                    body, start = [], line_no
+                elif closing:
+                    yield start, "".join([*body, piece])
+                    body = None
+                else:
+                    raise DataFormatError(path, line_no, f"{open_tag} opened before the record at line {start} closed")
+                position = match.end()
+            rest = line[position:]
+            if body is not None:
+                body.append(rest)
+            elif rest.strip():
+                raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
     if body is not None:
         raise DataFormatError(path, start, f"record not closed by {close_tag}")
 

@@ -14,9 +14,11 @@ def join_title(title: str | None, text: str | None) -> str:
 
 
 def open_text(path: Path) -> IO[str]:
+    """A text file (gzip by suffix) as UTF-8; a byte-order mark at its start is not part of the
+    first record (``utf-8-sig``: it would otherwise begin the first id)."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return path.open(encoding="utf-8-sig")
 
 
 def is_irds_id(source: str | Path) -> bool:

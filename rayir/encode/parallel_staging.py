@@ -54,7 +54,10 @@ def parse_range(path: str, fmt: str, start: int, end: int, out: str) -> dict[str
                 break
             lines += 1
             try:
-                record = parse(Path(path), lines, raw.decode("utf-8"), "doc")
+                # A byte-order mark opens the file, not its first id (as ``open_text`` reads it).
+                record = parse(
+                    Path(path), lines, raw.decode("utf-8-sig" if start == 0 and lines == 1 else "utf-8"), "doc"
+                )
             except DataFormatError as err:
                 return {"error": err.problem, "line": lines}
             except UnicodeDecodeError as err:

@@ -116,6 +116,38 @@ def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path, name, content, 
     assert read(write(tmp_path / name, "\ufeff" + content)) == first_id
 
 
+@pytest.mark.parametrize(
+    "name, content, read, problem",
+    [
+        ("d.jsonl", '{"_id": "doc one", "text": "x"}\n', read_docs, "'doc one' is empty or holds whitespace"),
+        ("d.jsonl", '{"_id": "", "text": "x"}\n', read_docs, "'' is empty or holds whitespace"),
+        ("d.jsonl", '{"_id": 1.0, "text": "x"}\n', read_docs, "1.0 is not a string"),
+        ("d.jsonl", '{"_id": true, "text": "x"}\n', read_docs, "True is not a string"),
+        ("q.jsonl", '{"_id": "q1", "text": null}\n', read_queries, "must be strings, not None"),
+        ("d.tsv", "doc one\tx\n", read_docs, "'doc one' is empty or holds whitespace"),
+        ("d.trec", "<DOC><DOCNO>doc one</DOCNO>x</DOC>\n", read_docs, "DOCNO 'doc one'"),
+        ("qrels.tsv", "query-id\tcorpus-id\tscore\nq1\tdoc one\t2\n", read_qrels, "'doc one' is empty or holds"),
+        ("qrels.txt", "q1 0 d1 1\nq1 0 d2 1.7\n", read_qrels, "relevance '1.7' is not a whole number"),
+        ("qrels.txt", "q1 0 d1 inf\n", read_qrels, "relevance 'inf' is not a whole number"),
+        ("r.run", "q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 nan t\n", read_run, "score 'nan' is not finite"),
+    ],
+)
+def test_ids_a_run_cannot_carry_and_values_that_cannot_rank_are_refused(tmp_path, name, content, read, problem):
+    """Each was read silently before: ids with whitespace or of other JSON types were written raw into
+    runs that ``evaluate`` then split wrongly, a null text became the query "None", relevance 1.7
+    became 1 and a NaN score broke ranking. Now each names the file and line."""
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataFormatError, match=problem) as err:
+        result = read(path)
+        list(result) if not isinstance(result, dict) else None
+    assert str(err.value).startswith(f"{path}:{content.count(chr(10))}:")
+
+
+def test_json_integer_ids_are_read_as_their_digits(tmp_path):
+    path = write(tmp_path / "d.jsonl", '{"_id": 7, "text": "seven"}\n')
+    assert [(d.doc_id, d.text) for d in read_docs(path)] == [("7", "seven")]
+
+
 def test_duplicate_document_ids_are_an_error(tmp_path):
     path = write(tmp_path / "dup.tsv", "a\tone\nb\ttwo\na\tthree\n")
     with pytest.raises(DuplicateIdError, match="'a'"):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from .errors import DataFormatError, DuplicateIdError
+from .errors import DataFormatError, DuplicateIdError, checked_id
 from .irds import irds_docs, irds_queries
 from .samples import DocSample, QuerySample
 from .sources import is_irds_id, join_title, open_text
@@ -141,8 +141,12 @@ def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
     record_id = next((record[k] for k in ID_KEYS[kind] if k in record), None)
     if record_id is None or "text" not in record:
         raise DataFormatError(path, line_no, f"needs an id ({'/'.join(ID_KEYS[kind])}) and 'text'")
-    text = join_title(record.get("title"), record["text"]) if kind == "doc" else str(record["text"])
-    return _make(kind, str(record_id), text)
+    record_id = checked_id(path, line_no, record_id)
+    title = record.get("title")
+    if not isinstance(record["text"], str) or not isinstance(title, str | None):
+        raise DataFormatError(path, line_no, f"'text' (and 'title') must be strings, not {record['text']!r}")
+    text = join_title(title, record["text"]) if kind == "doc" else record["text"]
+    return _make(kind, record_id, text)
 
 
 def _tsv(path: Path, kind: str) -> Iterator:
@@ -166,9 +170,7 @@ def parse_tsv_line(path: Path, line_no: int, line: str, kind: str):
     else:
         expected = "id<TAB>text or id<TAB>title<TAB>text" if kind == "doc" else "id<TAB>text"
         raise DataFormatError(path, line_no, f"expected {expected}, found {len(fields)} fields")
-    if not record_id.strip():
-        raise DataFormatError(path, line_no, "empty id")
-    return _make(kind, record_id.strip(), text)
+    return _make(kind, checked_id(path, line_no, record_id.strip()), text)
 
 
 def line_format(source: str | Path) -> tuple[Path, str] | None:
@@ -254,7 +256,7 @@ def _trec_docs(path: Path) -> Iterator[DocSample]:
             raise DataFormatError(path, line_no, "<DOC> without a <DOCNO>")
         text = body[: match.start()] + " " + body[match.end() :]
         text = " ".join(_TAG.sub(" ", text).split())
-        yield DocSample(match.group(1), text)
+        yield DocSample(checked_id(path, line_no, match.group(1), "DOCNO"), text)
 
 
 def _trec_topics(path: Path) -> Iterator[QuerySample]:

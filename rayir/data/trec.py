@@ -8,11 +8,12 @@ deterministic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..atomic import atomic_path
-from .errors import DataFormatError
+from .errors import DataFormatError, checked_id
 from .irds import irds_qrels
 from .sources import is_irds_id, open_text
 
@@ -33,8 +34,9 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
     qrels: Qrels = {}
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
+            # BEIR qrels are tab-separated (an id may not hold a space, but must not be cut at one).
+            fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+            if not any(fields):
                 continue
             if line_no == 1 and fields[0].lower() in ("query-id", "qid", "query_id"):
                 continue  # BEIR header
@@ -47,9 +49,13 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
                     path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields"
                 )
             try:
-                relevance = int(float(rel))
+                value = float(rel)
             except ValueError:
                 raise DataFormatError(path, line_no, f"relevance {rel!r} is not a number") from None
+            if not value.is_integer():
+                raise DataFormatError(path, line_no, f"relevance {rel!r} is not a whole number")
+            relevance = int(value)
+            query_id, doc_id = checked_id(path, line_no, query_id, "query id"), checked_id(path, line_no, doc_id)
             judged = qrels.setdefault(query_id, {})
             if doc_id in judged and judged[doc_id] != relevance:
                 raise DataFormatError(path, line_no, f"conflicting judgements for ({query_id}, {doc_id})")
@@ -75,6 +81,8 @@ def read_run(path: str | Path) -> Run:
                 value = float(score)
             except ValueError:
                 raise DataFormatError(path, line_no, f"score {score!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DataFormatError(path, line_no, f"score {score!r} is not finite (it cannot be ranked)")
             ranked = run.setdefault(query_id, {})
             if doc_id in ranked:
                 raise DataFormatError(path, line_no, f"document {doc_id!r} ranked twice for query {query_id!r}")

@@ -148,10 +148,13 @@ def test_json_integer_ids_are_read_as_their_digits(tmp_path):
     assert [(d.doc_id, d.text) for d in read_docs(path)] == [("7", "seven")]
 
 
-def test_duplicate_document_ids_are_an_error(tmp_path):
+def test_duplicate_document_and_query_ids_are_an_error(tmp_path):
     path = write(tmp_path / "dup.tsv", "a\tone\nb\ttwo\na\tthree\n")
-    with pytest.raises(DuplicateIdError, match="'a'"):
+    with pytest.raises(DuplicateIdError, match="document id 'a'"):
         list(read_docs(path))
+    with pytest.raises(DuplicateIdError, match="query id 'a'"):  # re-ranking kept the last text of 'a'
+        list(read_queries(path))
+    assert [q.query_id for q in read_queries(path, check_duplicates=False)] == ["a", "b", "a"]
 
 
 def test_unknown_irds_id_fails_at_once():

@@ -45,15 +45,17 @@ def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[Doc
     (memory grows with the number of ids, not with the texts).
     """
     records = _doc_records(source)
-    if not check_duplicates:
-        yield from records
-        return
+    yield from _unique(records, source, "document") if check_duplicates else records
+
+
+def _unique(records: Iterator, source: str | Path, what: str) -> Iterator:
     seen: set[str] = set()
-    for doc in records:
-        if doc.doc_id in seen:
-            raise DuplicateIdError(f"{source}: document id {doc.doc_id!r} appears more than once")
-        seen.add(doc.doc_id)
-        yield doc
+    for record in records:
+        record_id = record.doc_id if what == "document" else record.query_id
+        if record_id in seen:
+            raise DuplicateIdError(f"{source}: {what} id {record_id!r} appears more than once")
+        seen.add(record_id)
+        yield record
 
 
 def _doc_records(source: str | Path) -> Iterator[DocSample]:
@@ -65,8 +67,17 @@ def _doc_records(source: str | Path) -> Iterator[DocSample]:
     return _by_suffix(path, "doc")
 
 
-def read_queries(source: str | Path, split: str | None = None) -> Iterator[QuerySample]:
-    """Queries of ``source``; for a BEIR directory, ``split`` keeps those judged in ``qrels/<split>.tsv``."""
+def read_queries(source: str | Path, split: str | None = None, check_duplicates: bool = True) -> Iterator[QuerySample]:
+    """Queries of ``source``; for a BEIR directory, ``split`` keeps those judged in ``qrels/<split>.tsv``.
+
+    A repeated query id is a :class:`DuplicateIdError` (which text would a run's query be?) unless
+    ``check_duplicates`` is off for a caller that checks in bounded memory itself (batch search).
+    """
+    records = _query_records(source, split)
+    yield from _unique(records, source, "query") if check_duplicates else records
+
+
+def _query_records(source: str | Path, split: str | None) -> Iterator[QuerySample]:
     if is_irds_id(source):
         yield from irds_queries(str(source))
         return

@@ -144,7 +144,8 @@ def search_to_file(
         "k": k,
         "tag": tag,
     }
-    records = ((q.query_id, q.text) for q in read_queries(queries, split=split))
+    # Repeated ids are found by the staging's 8-byte hashes, not a set of every id in the driver.
+    records = ((q.query_id, q.text) for q in read_queries(queries, split=split, check_duplicates=False))
     chunks = stage_records(records, queries, work / "queries", queries_per_chunk, settings, QUERY_SCHEMA, "query")
     parts = work / "parts"
     parts.mkdir(parents=True, exist_ok=True)

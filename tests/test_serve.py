@@ -291,6 +291,28 @@ def test_a_bm25_index_moved_away_from_its_embeddings_searches_identically(sample
     assert before == (tmp_path / "after.run").read_bytes() and before.count(b"\n") > 30
 
 
+def test_queries_that_match_nothing_are_counted_in_the_search_summary(sample_collection, tmp_path):
+    """Every input query is in the summary's count; those without a single hit have no run line
+    (a TREC run cannot say "nothing") and are counted apart (a warning names the first ten)."""
+    import json
+
+    encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=7, in_process=True)
+    build_index(tmp_path / "embeddings", tmp_path / "index", num_shards=2, in_process=True)
+    real = [(q.query_id, q.text) for q in read_queries(sample_collection)][:5]
+    queries = real[:2] + [("nothing1", "zzxqv qqzzv")] + real[2:] + [("nothing2", "vvqzx")]
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in queries))
+    summary = search_stage(
+        str(tmp_path / "index"),
+        str(tmp_path / "q.jsonl"),
+        str(tmp_path / "out.run"),
+        k=5,
+        queries_per_chunk=3,
+        in_process=True,
+    )
+    assert summary["queries"] == 7 and summary["queries_without_hits"] == 2
+    assert sorted(read_run(tmp_path / "out.run")) == sorted(i for i, _ in real)
+
+
 def test_rerank_in_process_equals_rerank_on_ray(dense_embeddings, sample_collection, tiny_bert_dir, tmp_path):
     from rayir.serve.rerank import rerank
 

@@ -175,7 +175,8 @@ def search(
     Args:
         index: Index directory written by the index stage (``<output>/index``).
         queries: Queries: a BEIR directory (with ``split``), JSONL/TSV/TREC/Parquet, or ``irds:<id>``.
-        output: TREC run file to write (queries in input order).
+        output: TREC run file to write (queries in input order; a query that matches no document has no
+            line, and the summary counts it as ``queries_without_hits``).
         k: Documents per query.
         split: BEIR split for queries and qrels (``test``, ``train``...).
         qrels: Judgements (a qrels file, BEIR directory or ``irds:<id>``); prints metrics when given.
@@ -210,6 +211,7 @@ def search(
             "stage": "search",
             "run": output,
             "queries": result.queries,
+            "queries_without_hits": result.without_hits,
             "k": k,
             "shard_retries": result.shard_retries,
             "seconds": round(result.seconds, 2),

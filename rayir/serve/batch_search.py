@@ -19,6 +19,7 @@ directory beside it is removed after success.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -48,10 +49,17 @@ class BatchSearchResult:
     searched_chunks: int  # chunks searched by this call (the rest were already done)
     shard_retries: int
     seconds: float
+    without_hits: int = 0  # queries that matched no document: counted in ``queries``, absent from the run
+    without_hits_examples: tuple[str, ...] = ()
 
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}.run"
+
+
+def no_hits_name(index: int) -> str:
+    """Beside each run part: the ids of the chunk's queries that matched nothing (they have no line)."""
+    return f"part-{index:05d}.nohits.json"
 
 
 class QueryChunkSearcher:
@@ -82,7 +90,7 @@ class QueryChunkSearcher:
         ids, texts = table.column("query_id").to_pylist(), table.column("text").to_pylist()
         starts = range(0, len(ids), self.batch_size)
         encoded = (self.searcher.encoder(texts[start : start + self.batch_size]) for start in starts)
-        written = 0
+        written, without_hits = 0, []
 
         def write(tmp: Path) -> None:
             nonlocal written
@@ -90,9 +98,12 @@ class QueryChunkSearcher:
                 for start, hits in zip(starts, self.searcher.search_batches(encoded, self.k)):
                     batch_ids = ids[start : start + self.batch_size]
                     handle.writelines(SearchResult(batch_ids, hits, self.searcher.doc_table).trec_lines(self.tag))
+                    without_hits.extend(batch_ids[row] for row in np.flatnonzero(hits.counts == 0))
                     written += len(batch_ids)
 
+        # The part, then its list of queries without hits: a chunk is done once the list exists.
         write_with(self.parts_dir / part_name(index), write)
+        write_with(self.parts_dir / no_hits_name(index), lambda tmp: tmp.write_text(json.dumps(without_hits)))
         return written
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -149,7 +160,7 @@ def search_to_file(
     chunks = stage_records(records, queries, work / "queries", queries_per_chunk, settings, QUERY_SCHEMA, "query")
     parts = work / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    pending = [c for c in chunks if not (parts / part_name(c.index)).exists()]  # parts are written atomically
+    pending = [c for c in chunks if not (parts / no_hits_name(c.index)).exists()]  # written last, atomically
     total = sum(c.rows for c in chunks)
     logger.info("%d queries in %d chunks; %d chunks to search", total, len(chunks), len(pending))
 
@@ -177,17 +188,26 @@ def search_to_file(
     finally:
         for worker in shard_workers:
             run.kill(worker)
-    incomplete = [c.index for c in chunks if not (parts / part_name(c.index)).exists()]
+    incomplete = [c.index for c in chunks if not (parts / no_hits_name(c.index)).exists()]
     if incomplete:
         raise RuntimeError(f"run parts of chunks {incomplete[:10]} are incomplete; run the same call again to resume")
     with atomic_path(output) as tmp, tmp.open("wb") as handle:
         for chunk in chunks:
             with (parts / part_name(chunk.index)).open("rb") as part:
                 shutil.copyfileobj(part, handle, 1 << 20)
+    without_hits, examples = 0, []
+    for chunk in chunks:
+        ids = json.loads((parts / no_hits_name(chunk.index)).read_text())
+        without_hits += len(ids)
+        examples += ids[: 10 - len(examples)]
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - started
     logger.info("done: %d queries, %s (%.1fs, %.1f q/s)", total, output, seconds, total / max(seconds, 1e-9))
-    return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds)
+    if without_hits:
+        logger.warning(
+            "%d of %d queries matched no document and have no line in the run, e.g. %s", without_hits, total, examples
+        )
+    return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits, tuple(examples))
 
 
 def _search_chunks(run: Any, pending: list[Chunk], constructor: dict[str, Any], pool: Pool) -> int:

@@ -222,3 +222,19 @@ def test_parallel_staging_by_byte_range_gives_the_sequential_chunks(ray_session,
     corpus.write_text("".join(line(i) if i != 44 else "broken\n" for i in range(53)))
     with pytest.raises(DataFormatError, match=rf"corpus.{fmt}:45: "):
         parallel_staging.stage_documents(corpus, tmp_path / "bad", 10, settings, RayExecutor())
+
+
+def test_overwrite_removes_only_a_rayir_encoding(sample_collection, tmp_path):
+    """``overwrite`` once removed whatever directory ``output`` named; now a directory without an
+    encoding manifest or staging is refused and left as it was, and a real encoding is replaced."""
+    data = tmp_path / "my-data"
+    data.mkdir()
+    (data / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="holds no rayir encoding"):
+        encode_corpus("bm25", sample_collection, data, overwrite=True, in_process=True)
+    assert (data / "thesis.tex").read_text() == "years of work"
+
+    out = tmp_path / "enc"
+    first = encode_corpus("bm25", sample_collection, out, docs_per_shard=7, in_process=True)
+    again = encode_corpus("bm25", sample_collection, out, docs_per_shard=10, overwrite=True, in_process=True)
+    assert first.documents == again.documents == 30 and len(again.manifest["shards"]) == 3

@@ -33,6 +33,21 @@ from .worker import ChunkEncoder, shard_name
 logger = logging.getLogger(__name__)
 
 
+def _remove_previous_encoding(output_dir: Path) -> None:
+    """``overwrite`` removes only a directory that rayir's encoding marks as its own (a manifest, or
+    the staging that an encoding starts with); any other non-empty directory is refused, so that
+    ``--output ~/data --overwrite true`` cannot delete a user's data."""
+    if not output_dir.exists():
+        return
+    ours = (output_dir / MANIFEST).exists() or (output_dir / "staging").is_dir()
+    if not ours and any(output_dir.iterdir()):
+        raise FileExistsError(
+            f"{output_dir} holds no rayir encoding ({MANIFEST} or staging/): overwrite removes only rayir's "
+            "own output; choose an empty or new output directory"
+        )
+    shutil.rmtree(output_dir)
+
+
 @dataclass
 class EncodeResult:
     output_dir: Path
@@ -107,8 +122,8 @@ def encode_corpus(
     if in_process and num_encoders != 1:
         raise ValueError(f"in_process runs one encoder in this process; num_encoders={num_encoders} does not apply")
     output_dir = Path(output_dir)
-    if overwrite and output_dir.exists():
-        shutil.rmtree(output_dir)
+    if overwrite:
+        _remove_previous_encoding(output_dir)
 
     started = time.perf_counter()
     run = executor(in_process)

@@ -143,6 +143,14 @@ def test_ids_a_run_cannot_carry_and_values_that_cannot_rank_are_refused(tmp_path
     assert str(err.value).startswith(f"{path}:{content.count(chr(10))}:")
 
 
+@pytest.mark.parametrize("ids, problem", [(["a", "doc b"], "row 2: id 'doc b'"), ([1.0, 2.0], "row 1: id 1.0 is not")])
+def test_parquet_ids_are_checked_like_every_other_format(tmp_path, ids, problem):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"doc_id": ids, "text": ["x", "y"]}), path)
+    with pytest.raises(DataFormatError, match=problem):
+        list(read_docs(path))
+
+
 def test_json_integer_ids_are_read_as_their_digits(tmp_path):
     path = write(tmp_path / "d.jsonl", '{"_id": 7, "text": "seven"}\n')
     assert [(d.doc_id, d.text) for d in read_docs(path)] == [("7", "seven")]

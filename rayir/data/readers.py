@@ -217,9 +217,10 @@ def _parquet(path: Path, kind: str) -> Iterator:
         titles = data.get("title") or [None] * batch.num_rows
         for record_id, text, title in zip(data[id_column], data["text"], titles):
             row += 1
-            if record_id is None or text is None:
-                raise DataFormatError(path, None, f"row {row}: null id or text")
-            yield _make(kind, str(record_id), join_title(title, text) if kind == "doc" else text)
+            if record_id is None or not isinstance(text, str) or not isinstance(title, str | None):
+                raise DataFormatError(path, None, f"row {row}: null id, or text/title not a string")
+            record_id = checked_id(path, None, record_id, f"row {row}: id")
+            yield _make(kind, record_id, join_title(title, text) if kind == "doc" else text)
 
 
 _TAG = re.compile(r"<(/?)([A-Za-z]+)>")

@@ -188,50 +188,63 @@ def test_index_refuses_to_mix(sample_collection, tiny_bert_dir, tmp_path):
         build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=4)
 
 
+def sparse_shard_of(dense_docs: np.ndarray, directory, **options):
+    """A sparse shard of a dense ``(documents, vocab)`` weight matrix, doc ids in an order other
+    than positions (so ties by doc id are not ties by position); also the ids and their table."""
+    from rayir.index.sparse import SparseShard, build_sparse_shard
+
+    num_docs, vocab = dense_docs.shape
+    shuffled = np.random.default_rng(0).permutation(num_docs)
+    doc_ids = [f"d{shuffled[i]:05d}-{i}" for i in range(num_docs)]
+    rows, terms = np.nonzero(dense_docs)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
+    ordinals, table = in_id_order(doc_ids)
+    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, ordinals, directory, vocab)
+    return SparseShard(directory, **options), doc_ids, table
+
+
+def sparse_queries(dense_queries: np.ndarray) -> QueryBatch:
+    q_rows, q_terms = np.nonzero(dense_queries)
+    return QueryBatch(
+        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=len(dense_queries)))]),
+        terms=q_terms.astype(np.int32),
+        weights=dense_queries[q_rows, q_terms],
+    )
+
+
+def assert_sparse_search_is_brute_force(shard, doc_ids, table, dense_docs, dense_queries, k) -> np.ndarray:
+    """The shard's top ``k`` equals dense numpy scoring (ties by doc id); returns which rows tie."""
+    hits = as_ids(shard.search(sparse_queries(dense_queries), k), table)
+    expected_ids, expected_scores = brute_force(dense_queries @ dense_docs.T, doc_ids, k)
+    for row in range(len(dense_queries)):
+        want = [(d, s) for d, s in zip(expected_ids[row], expected_scores[row]) if s > 0]
+        assert hits.doc_ids[row] == [d for d, _ in want], row
+        np.testing.assert_array_equal(hits.scores[row], np.asarray([s for _, s in want], np.float32))
+    return np.array([len(set(scores)) < len(scores) for scores in expected_scores])
+
+
 @pytest.mark.parametrize("dense_term_fraction", [0.1, 0.25, 2.0])  # most / some / no terms as dense columns
 def test_sparse_kernel_equals_brute_force_with_ties(dense_term_fraction, tmp_path):
     """The compiled accumulator against dense numpy scoring, on weights coarse enough that many
     documents tie (inside the top k and at the k-th place): ties must go by doc id."""
-    from rayir.index.sparse import SparseShard, build_sparse_shard
-
     rng = np.random.default_rng(7)
     num_docs, vocab, k = 300, 40, 10
     density = np.linspace(0.02, 0.4, vocab)  # term document frequencies on both sides of the dense cut
     dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(
         np.float32
     )
-    doc_ids = [f"d{rng.permutation(num_docs)[i]:04d}-{i}" for i in range(num_docs)]  # id order != position order
-    rows, terms = np.nonzero(dense_docs)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
-    ordinals, table = in_id_order(doc_ids)
-    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, ordinals, tmp_path / "shard", vocab)
-    shard = SparseShard(tmp_path / "shard", dense_term_fraction=dense_term_fraction)
+    shard, doc_ids, table = sparse_shard_of(dense_docs, tmp_path / "shard", dense_term_fraction=dense_term_fraction)
     assert (shard.dense_row >= 0).any() == (dense_term_fraction < 1)
     dense_queries = np.where(rng.random((50, vocab)) < 0.1, rng.integers(1, 3, (50, vocab)), 0).astype(np.float32)
     dense_queries[0] = 0  # a query with no terms: no hits
-    q_rows, q_terms = np.nonzero(dense_queries)
-    batch = QueryBatch(
-        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=50))]),
-        terms=q_terms.astype(np.int32),
-        weights=dense_queries[q_rows, q_terms],
-    )
-    hits = as_ids(shard.search(batch, k), table)
-    scores = dense_queries @ dense_docs.T
-    expected_ids, expected_scores = brute_force(scores, doc_ids, k)
-    tied_rows = 0
-    for row in range(50):
-        want = [(d, s) for d, s in zip(expected_ids[row], expected_scores[row]) if s > 0]
-        assert hits.doc_ids[row] == [d for d, _ in want]
-        np.testing.assert_array_equal(hits.scores[row], np.asarray([s for _, s in want], np.float32))
-        tied_rows += len(set(expected_scores[row])) < len(expected_scores[row])
-    assert tied_rows > 10  # the data really exercises tie-breaking
-    assert hits.doc_ids[0] == []
+    tied = assert_sparse_search_is_brute_force(shard, doc_ids, table, dense_docs, dense_queries, k)
+    assert tied.sum() > 10  # the data really exercises tie-breaking
+    assert as_ids(shard.search(sparse_queries(dense_queries[:1]), k), table).doc_ids[0] == []
 
 
 def test_queries_with_few_postings_score_only_the_documents_they_touch_and_equal_brute_force(tmp_path):
     """Rare-term queries (postings under the kernel's share of the shard) take the touched-documents
     path, common-term queries the full scan; both equal dense numpy scoring, ties by doc id."""
-    from rayir.index.sparse import SparseShard, build_sparse_shard
     from rayir.index.sparse_kernel import SPARSE_QUERY_SHARE
 
     rng = np.random.default_rng(3)
@@ -240,34 +253,16 @@ def test_queries_with_few_postings_score_only_the_documents_they_touch_and_equal
     dense_docs = np.where(rng.random((num_docs, vocab)) < density, rng.integers(1, 4, (num_docs, vocab)), 0).astype(
         np.float32
     )
-    doc_ids = [f"d{rng.permutation(num_docs)[i]:05d}-{i}" for i in range(num_docs)]
-    rows, terms = np.nonzero(dense_docs)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_docs))])
-    ordinals, table = in_id_order(doc_ids)
-    build_sparse_shard(indptr, terms, dense_docs[rows, terms], doc_ids, ordinals, tmp_path / "shard", vocab)
-    shard = SparseShard(tmp_path / "shard", dense_term_fraction=2.0)
+    shard, doc_ids, table = sparse_shard_of(dense_docs, tmp_path / "shard", dense_term_fraction=2.0)
     queries = np.zeros((80, vocab), np.float32)
     for row in range(80):  # rows 0-39 from the 30 rarest terms, 40-79 from any term
         pool = 30 if row < 40 else vocab
         queries[row, rng.choice(pool, rng.integers(1, 4), replace=False)] = rng.integers(1, 3)
-    q_rows, q_terms = np.nonzero(queries)
-    batch = QueryBatch(
-        indptr=np.concatenate([[0], np.cumsum(np.bincount(q_rows, minlength=80))]),
-        terms=q_terms.astype(np.int32),
-        weights=queries[q_rows, q_terms],
-    )
     postings = np.diff(shard.postings.indptr)
     few = np.array([postings[np.flatnonzero(q)].sum() <= num_docs * SPARSE_QUERY_SHARE for q in queries])
     assert 20 < few.sum() < 70  # both paths are exercised
-    hits = as_ids(shard.search(batch, k), table)
-    expected_ids, expected_scores = brute_force(queries @ dense_docs.T, doc_ids, k)
-    tied = 0
-    for row in range(80):
-        want = [(d, s) for d, s in zip(expected_ids[row], expected_scores[row]) if s > 0]
-        assert hits.doc_ids[row] == [d for d, _ in want], row
-        np.testing.assert_array_equal(hits.scores[row], np.asarray([s for _, s in want], np.float32))
-        tied += few[row] and len(set(expected_scores[row])) < len(expected_scores[row])
-    assert tied > 5  # ties on the touched path too
+    tied = assert_sparse_search_is_brute_force(shard, doc_ids, table, dense_docs, queries, k)
+    assert (tied & few).sum() > 5  # ties on the touched path too
 
 
 def test_sparse_dense_columns_give_bitwise_identical_scores(tmp_path):

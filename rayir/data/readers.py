@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -45,13 +46,14 @@ def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[Doc
     (memory grows with the number of ids, not with the texts).
     """
     records = _doc_records(source)
-    yield from _unique(records, source, "document") if check_duplicates else records
+    yield from _unique(records, source, "document", lambda doc: doc.doc_id) if check_duplicates else records
 
 
-def _unique(records: Iterator, source: str | Path, what: str) -> Iterator:
+def _unique(records: Iterator, source: str | Path, what: str, id_of: Callable[[Any], str]) -> Iterator:
+    """``records`` as they come; a repeated id raises :class:`DuplicateIdError` naming it."""
     seen: set[str] = set()
     for record in records:
-        record_id = record.doc_id if what == "document" else record.query_id
+        record_id = id_of(record)
         if record_id in seen:
             raise DuplicateIdError(f"{source}: {what} id {record_id!r} appears more than once")
         seen.add(record_id)
@@ -74,7 +76,7 @@ def read_queries(source: str | Path, split: str | None = None, check_duplicates:
     ``check_duplicates`` is off for a caller that checks in bounded memory itself (batch search).
     """
     records = _query_records(source, split)
-    yield from _unique(records, source, "query") if check_duplicates else records
+    yield from _unique(records, source, "query", lambda query: query.query_id) if check_duplicates else records
 
 
 def _query_records(source: str | Path, split: str | None) -> Iterator[QuerySample]:
@@ -154,8 +156,9 @@ def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
         raise DataFormatError(path, line_no, f"needs an id ({'/'.join(ID_KEYS[kind])}) and 'text'")
     record_id = checked_id(path, line_no, record_id)
     title = record.get("title")
-    if not isinstance(record["text"], str) or not isinstance(title, str | None):
-        raise DataFormatError(path, line_no, f"'text' (and 'title') must be strings, not {record['text']!r}")
+    for field, value in (("text", record["text"]), ("title", title)):
+        if not isinstance(value, str) and not (field == "title" and value is None):
+            raise DataFormatError(path, line_no, f"'{field}' must be a string, not {value!r}")
     text = join_title(title, record["text"]) if kind == "doc" else record["text"]
     return _make(kind, record_id, text)
 

@@ -50,7 +50,6 @@ class BatchSearchResult:
     shard_retries: int
     seconds: float
     without_hits: int = 0  # queries that matched no document: counted in ``queries``, absent from the run
-    without_hits_examples: tuple[str, ...] = ()
 
 
 def part_name(index: int) -> str:
@@ -207,7 +206,7 @@ def search_to_file(
         logger.warning(
             "%d of %d queries matched no document and have no line in the run, e.g. %s", without_hits, total, examples
         )
-    return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits, tuple(examples))
+    return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits)
 
 
 def _search_chunks(run: Any, pending: list[Chunk], constructor: dict[str, Any], pool: Pool) -> int:

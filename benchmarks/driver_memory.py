@@ -12,7 +12,7 @@ Vaswani; queries are spans of documents). Generated into ``--cache`` (never the 
 
     python benchmarks/driver_memory.py --docs 100000 --queries 10000 100000 --cache /tmp/rayir-scale
 
-``--rare-queries`` makes each query up to 3 rare words of a document, so that 1M queries against a
+``--rare-queries`` makes each query the 3 rarest words of a document, so that 1M queries against a
 1M-document index finish in minutes on two cores; the driver's work per query does not depend on
 how long the posting lists are.
 """
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument(
         "--rare-queries",
         action="store_true",
-        help="queries of up to 3 rare words of a document (short posting lists: 1M queries in minutes)",
+        help="queries of a document's 3 rarest words (short posting lists: 1M queries in minutes)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

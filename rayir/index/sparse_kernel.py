@@ -24,9 +24,7 @@ doc id inside the kernel: BM25 ties often (documents of equal length sharing a s
 re-doing tied rows outside the kernel cost more than the search itself at k = 100. A query whose
 postings are few (``SPARSE_QUERY_SHARE`` of the shard's documents) records the documents it
 touches, so that its top-k pass and the accumulator reset cost its postings instead of a pass over
-every document. A one-off probe of ``SparseShard.search`` on one thread against the 1M-document
-synthetic BM25 collection (``benchmarks/synthetic.py``): rare-word queries at k = 100 went from 600
-to 2,981 queries/s, the scale benchmark's 4-10-word queries at k = 10 from 172 to 213.
+every document (``benchmarks/scale.py`` and ``benchmarks/driver_memory.py`` measure the results).
 """
 
 from __future__ import annotations

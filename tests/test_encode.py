@@ -238,3 +238,34 @@ def test_overwrite_removes_only_a_rayir_encoding(sample_collection, tmp_path):
     first = encode_corpus("bm25", sample_collection, out, docs_per_shard=7, in_process=True)
     again = encode_corpus("bm25", sample_collection, out, docs_per_shard=10, overwrite=True, in_process=True)
     assert first.documents == again.documents == 30 and len(again.manifest["shards"]) == 3
+
+
+def test_a_corpus_edited_in_place_is_noticed(tmp_path, monkeypatch):
+    """The settings once recorded only the corpus path: a corpus edited in place was reported
+    "already complete" with a stale index, and an unfinished encoding resumed from stale staging."""
+    from rayir.data import fingerprint
+
+    corpus = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"_id": f"d{i}", "text": f"alpha number {i}"}) for i in range(6)]
+    corpus.write_text("\n".join(lines) + "\n")
+
+    def encode(out: Path, **options):
+        return encode_corpus("bm25", corpus, tmp_path / out, docs_per_shard=2, in_process=True, **options)
+
+    encode("finished")
+    encode("unfinished", keep_staging=True)
+    (tmp_path / "unfinished" / "manifest.json").unlink()  # as if the job died after staging
+    assert encode("finished").encoded_shards == 0  # unchanged: already complete
+
+    corpus.write_text(corpus.read_text().replace("alpha number 3", "gamma number 3"))  # same size
+    for out in ("finished", "unfinished"):
+        with pytest.raises(ValueError, match="corpus file changed since it was staged"):
+            encode(out)
+    assert encode("finished", overwrite=True).encoded_shards == 3
+
+    # Past FULL_HASH_BYTES the fingerprint samples blocks and records size and mtime.
+    monkeypatch.setattr(fingerprint, "FULL_HASH_BYTES", 16)
+    before = fingerprint.source_fingerprint(corpus)
+    assert set(before) == {"bytes", "mtime_ns", "sampled_sha256"}
+    corpus.write_text(corpus.read_text().replace("gamma", "delta"))
+    assert fingerprint.source_fingerprint(corpus) != before

@@ -65,7 +65,7 @@ def _doc_records(source: str | Path) -> Iterator[DocSample]:
         return irds_docs(str(source))
     path = Path(source)
     if path.is_dir():
-        return _jsonl(_beir_file(path, "corpus.jsonl"), "doc")
+        return _jsonl(beir_file(path, "corpus.jsonl"), "doc")
     return _by_suffix(path, "doc")
 
 
@@ -91,13 +91,13 @@ def _query_records(source: str | Path, split: str | None) -> Iterator[QuerySampl
         return
     wanted = None
     if split is not None:
-        wanted = set(read_qrels(_beir_file(path, f"qrels/{split}.tsv")))
-    for query in _jsonl(_beir_file(path, "queries.jsonl"), "query"):
+        wanted = set(read_qrels(beir_file(path, f"qrels/{split}.tsv")))
+    for query in _jsonl(beir_file(path, "queries.jsonl"), "query"):
         if wanted is None or query.query_id in wanted:
             yield query
 
 
-def _beir_file(directory: Path, name: str) -> Path:
+def beir_file(directory: Path, name: str) -> Path:
     for candidate in (directory / name, directory / f"{name}.gz"):
         if candidate.exists():
             return candidate

@@ -22,12 +22,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_json
+from ..data.fingerprint import source_fingerprint
 from ..encoders import Representation, load_representation
 from ..execution import Executor, Pool, executor
 from ..options import check_precision
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .parallel_staging import stage_documents
-from .staging import Chunk
+from .staging import Chunk, settings_difference
 from .worker import ChunkEncoder, shard_name
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def encode_corpus(
         "model_fingerprint": representation.spec.model_fingerprint,
         "config_overrides": config_overrides,
         "corpus": str(corpus),
+        "corpus_fingerprint": source_fingerprint(corpus),
         "docs_per_shard": docs_per_shard,
         "precision": precision,
     }
@@ -140,7 +142,10 @@ def encode_corpus(
     if (output_dir / MANIFEST).exists():
         manifest = verify_manifest(output_dir)  # counts, checksums, unique ids
         if manifest["settings"] != settings:
-            raise ValueError(f"{output_dir}: holds a finished encoding with other settings; use overwrite=True")
+            raise ValueError(
+                f"{output_dir}: holds a finished encoding with other settings "
+                f"({settings_difference(manifest['settings'], settings)}); use overwrite=True to encode again"
+            )
         logger.info("%s is already complete and verified (%d documents)", output_dir, manifest["documents"])
         return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
 

@@ -141,9 +141,18 @@ def load_plan(plan_path: Path, settings: dict[str, Any]) -> list[Chunk]:
 
     plan = json.loads(plan_path.read_text())
     if plan["settings"] != settings:
-        changed = sorted(k for k in set(plan["settings"]) | set(settings) if plan["settings"].get(k) != settings.get(k))
         raise ValueError(
-            f"{plan_path.parent.parent}: an unfinished encoding with different settings ({', '.join(changed)}) is "
-            "here; use another output directory or overwrite=True"
+            f"{plan_path.parent.parent}: an unfinished encoding with other settings is here "
+            f"({settings_difference(plan['settings'], settings)}); use another output directory or overwrite=True"
         )
     return [Chunk(**c) for c in plan["chunks"]]
+
+
+def settings_difference(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """The settings that differ, by name; a changed source fingerprint is said in words."""
+    changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+    words = {
+        "corpus_fingerprint": "the corpus file changed since it was staged",
+        "queries_fingerprint": "the queries file changed since they were staged",
+    }
+    return ", ".join(words.get(k, k) for k in changed)

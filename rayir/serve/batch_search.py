@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path, write_with
+from ..data.fingerprint import source_fingerprint
 from ..data.readers import read_queries
 from ..data.trec import check_tag
 from ..encode.staging import QUERY_SCHEMA, Chunk, stage_records
@@ -147,6 +148,7 @@ def search_to_file(
     work = output.with_name(f".{output.name}.search-work")
     settings = {
         "queries": str(queries),
+        "queries_fingerprint": source_fingerprint(queries, _beir_query_files(split)),
         "split": split,
         "index_documents": manifest["documents"],
         "index_fingerprint": manifest["query_encoder"]["model_fingerprint"],
@@ -207,6 +209,11 @@ def search_to_file(
             "%d of %d queries matched no document and have no line in the run, e.g. %s", without_hits, total, examples
         )
     return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits)
+
+
+def _beir_query_files(split: str | None) -> tuple[str, ...]:
+    """The files of a BEIR directory that the queries are read from."""
+    return ("queries.jsonl", f"qrels/{split}.tsv") if split else ("queries.jsonl",)
 
 
 def _search_chunks(run: Any, pending: list[Chunk], constructor: dict[str, Any], pool: Pool) -> int:

@@ -209,7 +209,7 @@ class RayExecutor:
 
     def map_tasks(self, fn, jobs, num_cpus=1, max_retries=2) -> list[Any]:
         remote = self._ray.remote(fn).options(num_cpus=num_cpus, max_retries=max_retries)
-        return self._ray.get([remote.remote(*job) for job in jobs])
+        return self.result([remote.remote(*job) for job in jobs])
 
     def put(self, value: Any) -> Any:
         return self._ray.put(value)
@@ -222,7 +222,18 @@ class RayExecutor:
         return getattr(actor, method).remote(*args)
 
     def result(self, future: Any) -> Any:
-        return self._ray.get(future)
+        """The value; a :class:`~rayir.errors.UserError` raised remotely is raised here as itself
+        (its one-line message, not Ray's wrapper with the remote traceback), and is never retried."""
+        from ray.exceptions import RayTaskError
+
+        from .errors import UserError
+
+        try:
+            return self._ray.get(future)
+        except RayTaskError as err:
+            if isinstance(err.cause, UserError):
+                raise err.cause from None
+            raise
 
     def kill(self, actor: Any) -> None:
         self._ray.kill(actor, no_restart=True)

@@ -55,6 +55,8 @@ class ServingOptions:
             shards on the memory-heavy nodes of ``cluster/`` that advertise it.
         device: Device for the query encoder.
         max_retries: Re-sends of a batch to a failed shard (and Ray restarts per shard actor).
+        verify: Check every index file against the manifest's checksums when it loads (one
+            streaming SHA-256 pass per file, on each shard's node); off only for trusted storage.
     """
 
     shard_options: dict[str, Any] | None = None
@@ -63,6 +65,7 @@ class ServingOptions:
     shard_resources: dict[str, float] | None = None
     device: str = "cpu"
     max_retries: int = 3
+    verify: bool = True
 
 
 @dataclass

@@ -13,7 +13,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..atomic import sha256_file
+from ..errors import IntegrityError
+from ..integrity import inside, verify_file
 
 FORMAT_VERSION = 2  # 2: model fingerprints hash the checkpoint's files
 MANIFEST = "manifest.json"
@@ -23,13 +24,19 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{directory}: no {MANIFEST}; the encoding is missing or unfinished")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {manifest.get('format_version')} (this rayir reads {FORMAT_VERSION})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IntegrityError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise IntegrityError(f"{path}: format_version {version} (this rayir reads {FORMAT_VERSION})")
+    for shard in manifest.get("shards", []):
+        inside(Path(directory), shard.get("file"), "embedding shard")
     return manifest
 
 
-class VerificationError(RuntimeError):
+class VerificationError(IntegrityError):
     """Embedding shards disagree with the staged corpus or the manifest."""
 
 
@@ -50,10 +57,7 @@ def verify_manifest(directory: str | Path) -> dict[str, Any]:
     total = 0
     for shard in manifest["shards"]:
         path = directory / shard["file"]
-        if not path.exists():
-            raise VerificationError(f"{path}: listed in the manifest but missing")
-        if sha256_file(path) != shard["sha256"]:
-            raise VerificationError(f"{path}: checksum differs from the manifest")
+        verify_file(path, shard["sha256"], remedy="encode again with overwrite")
         ids = pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist()
         if len(ids) != shard["rows"]:
             raise VerificationError(f"{path}: {len(ids)} rows, manifest says {shard['rows']}")

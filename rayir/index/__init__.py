@@ -21,21 +21,44 @@ BACKENDS = {
 }
 
 
-def load_shard(directory: str | Path, **options: Any) -> Any:
+def load_shard(
+    directory: str | Path,
+    files: dict[str, dict[str, Any]] | None = None,
+    index_documents: int | None = None,
+    **options: Any,
+) -> Any:
     """Open one index shard directory with the backend its ``meta.json`` names: a ``DenseShard``,
     ``SparseShard`` or ``MultiVectorShard``, each with ``search(QueryBatch, k) -> HitMatrix``.
 
-    ``options``: ``nprobe`` / ``ef_search`` (dense), ``candidates_per_token`` / ``nprobe``
-    (multi-vector); none for sparse.
+    ``files`` (the shard's checksums from the index manifest) are verified before anything is read;
+    ``index_documents`` bounds the shard's ordinals. ``options``: ``nprobe`` / ``ef_search``
+    (dense), ``candidates_per_token`` / ``nprobe`` (multi-vector); none for sparse.
     """
+    import inspect
     from importlib import import_module
 
+    from ..errors import ConfigError, IntegrityError
+    from ..integrity import verify_files
+    from .checks import check_range
     from .files import load_meta
 
     directory = Path(directory)
-    kind = load_meta(directory)["type"]
+    if files is not None:
+        verify_files(directory, files)
+    kind = load_meta(directory).get("type")
+    if kind not in BACKENDS:
+        raise IntegrityError(f"{directory / 'meta.json'}: unknown shard type {kind!r}")
     module, name = BACKENDS[kind]  # only the backend in use is imported (sparse: no torch, no Faiss)
-    return getattr(import_module(module, __name__), name)(directory, **options)
+    backend = getattr(import_module(module, __name__), name)
+    known = set(inspect.signature(backend).parameters) - {"directory"}
+    if unknown := sorted(set(options) - known):
+        raise ConfigError(
+            f"shard_options {unknown} do not apply to a {kind} index (it takes {sorted(known) or 'none'})"
+        )
+    shard = backend(directory, **options)
+    if index_documents is not None:
+        check_range(directory / "ordinals.npy", shard.ordinals, 0, index_documents, "ordinals")
+    return shard
 
 
 __all__ = ["HitMatrix", "QueryBatch", "build_index", "load_shard", "merge_hits"]

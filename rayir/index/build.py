@@ -26,10 +26,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import sha256_file
 from ..encode.formats import dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
+from ..errors import IntegrityError
 from ..execution import executor
-from .manifest import INDEX_MANIFEST, write_index_manifest
+from ..integrity import checksum_files, inside, verify_file
+from .manifest import DOC_TABLE, INDEX_MANIFEST, write_index_manifest
 from .ordinals import ordinals_of, write_doc_table
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ def shard_dir_name(index: int) -> str:
     return f"shard-{index:04d}"
 
 
-def _groups(files: list[str], num_shards: int) -> list[list[str]]:
+def _groups(files: list[dict[str, Any]], num_shards: int) -> list[list[dict[str, Any]]]:
     if num_shards < 1:
         raise ValueError("num_shards must be >= 1")
     if num_shards > len(files):
@@ -53,24 +56,50 @@ def _groups(files: list[str], num_shards: int) -> list[list[str]]:
 
 def build_index_shard(
     embeddings_dir: str,
-    files: list[str],
+    files: list[dict[str, Any]],
     index_dir: str,
     target: str,
     manifest: dict[str, Any],
     factory: str,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Build one index shard from some embedding Parquet files (runs as a task). Only the
-    backend in use is imported: a sparse index needs neither torch nor Faiss."""
-    table = pa.concat_tables([pq.read_table(Path(embeddings_dir) / f) for f in files])
+    """Build one index shard from some embedding Parquet files (their manifest entries; each is
+    verified against its checksum and row count first). Runs as a task; returns the shard's
+    ``meta.json`` plus the checksums of its files. Only the backend in use is imported: a sparse
+    index needs neither torch nor Faiss."""
+    table = pa.concat_tables([_verified_shard(Path(embeddings_dir), entry) for entry in files])
     ids = table.column("doc_id").combine_chunks()
     ordinals = ordinals_of(ids, index_dir)
     doc_ids = ids.to_pylist()
-    config = manifest["model_config"]
-    cosine = config.get("similarity") == "cosine"
     directory = Path(target)
     if directory.exists():
         shutil.rmtree(directory)  # a half-built shard from an earlier attempt
+    return {
+        **_build_backend(table, doc_ids, ordinals, directory, manifest, factory, threads),
+        "files": checksum_files(directory),
+    }
+
+
+def _verified_shard(embeddings_dir: Path, entry: dict[str, Any]) -> pa.Table:
+    path = embeddings_dir / entry["file"]
+    verify_file(path, entry["sha256"], remedy="encode the corpus again")
+    table = pq.read_table(path)
+    if table.num_rows != entry["rows"]:
+        raise IntegrityError(f"{path}: {table.num_rows} rows, the embeddings manifest says {entry['rows']}")
+    return table
+
+
+def _build_backend(
+    table: pa.Table,
+    doc_ids: list[str],
+    ordinals: np.ndarray,
+    directory: Path,
+    manifest: dict[str, Any],
+    factory: str,
+    threads: int | None,
+) -> dict[str, Any]:
+    config = manifest["model_config"]
+    cosine = config.get("similarity") == "cosine"
     mode = manifest["mode"]
     if mode == "dense":
         from .dense import build_dense_shard
@@ -95,6 +124,14 @@ def build_index_shard(
         config.get("query_aggregation", "sum"),
         threads=threads,
     )
+
+
+def _index_level_checksums(index_dir: Path, query_files: str | None) -> dict[str, Any]:
+    """Checksums of the files outside the shards: the doc-id table and the query encoder's files."""
+    files = {DOC_TABLE: {"bytes": (index_dir / DOC_TABLE).stat().st_size, "sha256": sha256_file(index_dir / DOC_TABLE)}}
+    if query_files is not None:
+        files.update({f"{query_files}/{k}": v for k, v in checksum_files(index_dir / query_files).items()})
+    return files
 
 
 def build_index(
@@ -125,7 +162,7 @@ def build_index(
         shutil.rmtree(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     files = [s["file"] for s in manifest["shards"]]
-    groups = _groups(files, num_shards)
+    groups = _groups(manifest["shards"], num_shards)
     started = time.perf_counter()
     run = executor(in_process)
     [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
@@ -149,13 +186,14 @@ def build_index(
         )
     query_files = manifest.get("model_dir")
     if query_files is not None:  # e.g. BM25's collection statistics: the index carries its own copy
-        shutil.copytree(embeddings_dir / query_files, index_dir / query_files)
+        shutil.copytree(inside(embeddings_dir, query_files, "model files"), index_dir / query_files)
     settings = manifest["settings"]
     index_manifest = {
         "type": manifest["mode"],
         "factory": factory,
         "documents": built,
         "shards": [{"dir": shard_dir_name(i), **meta} for i, meta in enumerate(metas)],
+        "files": _index_level_checksums(index_dir, query_files),
         # Relative: the output directory can be copied or mounted elsewhere and still point home.
         "embeddings": {
             "dir": os.path.relpath(embeddings_dir.resolve(), index_dir.resolve()),

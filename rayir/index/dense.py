@@ -10,8 +10,9 @@ import faiss
 import numpy as np
 import torch
 
+from .checks import check_faiss
 from .faiss_utils import build_faiss, tune_faiss
-from .files import finish_shard, load_meta, load_ordinals
+from .files import finish_shard, load_faiss, load_meta, load_ordinals
 from .hits import HitMatrix, top_k
 from .queries import QueryBatch
 
@@ -51,8 +52,9 @@ class DenseShard:
 
     def __init__(self, directory: Path, nprobe: int | None = None, ef_search: int | None = None) -> None:
         self.meta = load_meta(directory)
-        self.index = faiss.read_index(str(directory / "index.faiss"))
-        self.ordinals = load_ordinals(directory)
+        self.index = load_faiss(directory / "index.faiss")
+        check_faiss(directory / "index.faiss", self.index, self.meta["documents"], self.meta.get("dim"))
+        self.ordinals = load_ordinals(directory, self.meta["documents"])
         self.vectors: torch.Tensor | None = None
         if self.meta["factory"] == "Flat":
             self.vectors = torch.from_numpy(self.index.reconstruct_n(0, self.index.ntotal))

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import write_json, write_with
+from ..errors import IntegrityError
+from .checks import check_array, check_range
 
 
 def save_doc_ids(directory: Path, doc_ids: list[str] | pa.Array) -> None:
@@ -38,7 +40,16 @@ def finish_shard(directory: Path, doc_ids: list[str], ordinals: np.ndarray, meta
 
 
 def load_meta(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / "meta.json").read_text())
+    path = directory / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IntegrityError(f"{path}: missing; the shard is incomplete, rebuild the index") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IntegrityError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("documents"), int) or meta["documents"] < 0:
+        raise IntegrityError(f"{path}: not a shard's meta.json (no document count)")
+    return meta
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
@@ -46,15 +57,35 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def load_array(path: Path, mmap: bool = False) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """A ``.npy`` array; a bad header, a truncated body or a pickled object names the file."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise IntegrityError(f"{path}: missing; the shard is incomplete, rebuild the index") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise IntegrityError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def load_faiss(path: Path) -> Any:
+    """A Faiss index file; Faiss's own error for a corrupt file names the file here."""
+    import faiss
+
+    if not path.is_file():
+        raise IntegrityError(f"{path}: missing; the shard is incomplete, rebuild the index")
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as err:
+        raise IntegrityError(f"{path}: not a readable Faiss index ({str(err).splitlines()[0]})") from None
 
 
 def save_ordinals(directory: Path, ordinals: np.ndarray) -> None:
     save_array(directory / "ordinals.npy", np.asarray(ordinals, np.int64))
 
 
-def load_ordinals(directory: Path) -> np.ndarray:
+def load_ordinals(directory: Path, documents: int) -> np.ndarray:
+    """The shard's ordinals: ``documents`` distinct non-negative int64 values (their upper bound,
+    the index's document count, is checked by :func:`rayir.index.load_shard`)."""
     path = directory / "ordinals.npy"
-    if not path.exists():
-        raise FileNotFoundError(f"{directory}: no ordinals.npy; the index was built by an older rayir, rebuild it")
-    return load_array(path)
+    ordinals = check_array(path, load_array(path), np.int64, 1, documents)
+    check_range(path, ordinals, 0, np.iinfo(np.int64).max, "ordinals")
+    return ordinals

@@ -12,8 +12,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ..errors import IntegrityError
+from .checks import check_array, check_faiss, check_offsets
 from .faiss_utils import build_faiss, tune_faiss
-from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
+from .files import finish_shard, load_array, load_faiss, load_meta, load_ordinals, save_array
 from .hits import HitMatrix, top_k
 from .queries import QueryBatch
 
@@ -53,12 +55,23 @@ class MultiVectorShard:
 
     def __init__(self, directory: Path, candidates_per_token: int = 64, nprobe: int | None = None) -> None:
         self.meta = load_meta(directory)
-        self.index = faiss.read_index(str(directory / "index.faiss"))
+        documents, tokens, dim = self.meta["documents"], self.meta.get("tokens"), self.meta.get("dim")
+        self.index = load_faiss(directory / "index.faiss")
+        check_faiss(directory / "index.faiss", self.index, tokens, dim)
         tune_faiss(self.index, self.meta["factory"], directory, nprobe=nprobe)
-        self.tokens = load_array(directory / "tokens.npy", mmap=True)
-        self.offsets = load_array(directory / "offsets.npy")
+        self.tokens = check_array(
+            directory / "tokens.npy", load_array(directory / "tokens.npy", mmap=True), np.float32, 2, tokens
+        )
+        if self.tokens.shape[1] != dim:
+            raise IntegrityError(
+                f"{directory / 'tokens.npy'}: vectors of dimension {self.tokens.shape[1]}, expected {dim}"
+            )
+        self.offsets = check_array(
+            directory / "offsets.npy", load_array(directory / "offsets.npy"), np.int64, 1, documents + 1
+        )
+        check_offsets(directory / "offsets.npy", self.offsets, tokens)
         self.token_doc = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
-        self.ordinals = load_ordinals(directory)
+        self.ordinals = load_ordinals(directory, documents)
         self.candidates_per_token = candidates_per_token
 
     def maxsim(self, query: np.ndarray, docs: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import write_with
+from ..errors import IntegrityError
 from .manifest import DOC_TABLE, read_doc_table
 
 
@@ -25,7 +26,12 @@ def write_doc_table(embeddings_dir: str, files: list[str], index_dir: str) -> in
     ids = pa.concat_arrays(
         [pq.read_table(Path(embeddings_dir) / f, columns=["doc_id"]).column("doc_id").combine_chunks() for f in files]
     )
-    table = pa.table({"doc_id": ids.take(pc.sort_indices(ids))})
+    ordered = ids.take(pc.sort_indices(ids))
+    repeated = pc.equal(ordered[1:], ordered[:-1]) if len(ordered) > 1 else pa.array([], pa.bool_())
+    if pc.any(repeated).as_py():
+        first = ordered[pc.index(repeated, True).as_py()].as_py()
+        raise IntegrityError(f"{embeddings_dir}: document id {first!r} appears in more than one embedding shard")
+    table = pa.table({"doc_id": ordered})
     write_with(Path(index_dir) / DOC_TABLE, lambda tmp: pq.write_table(table, tmp))
     return len(ids)
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import IntegrityError
+from .checks import check_array, check_finite, check_offsets, check_range
 from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
 from .hits import HitMatrix
 from .queries import QueryBatch
@@ -40,6 +42,21 @@ def build_sparse_shard(
     return finish_shard(directory, doc_ids, ordinals, meta)
 
 
+def _checked_postings(directory: Path, meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(weights, docs, indptr)`` as the kernel needs them: it indexes without bounds checks, so a
+    document number or an offset out of range must be refused here, not read past an array."""
+    vocab, documents, postings = meta.get("vocab_size"), meta["documents"], meta.get("postings")
+    if not isinstance(vocab, int) or vocab < 1 or not isinstance(postings, int):
+        raise IntegrityError(f"{directory / 'meta.json'}: no valid vocab_size and postings count")
+    indptr = check_array(directory / "indptr.npy", load_array(directory / "indptr.npy"), np.int64, 1, vocab + 1)
+    check_offsets(directory / "indptr.npy", indptr, postings)
+    docs = check_array(directory / "docs.npy", load_array(directory / "docs.npy"), np.int32, 1, postings)
+    check_range(directory / "docs.npy", docs, 0, documents, "document numbers")
+    weights = check_array(directory / "weights.npy", load_array(directory / "weights.npy"), np.float32, 1, postings)
+    check_finite(directory / "weights.npy", weights)
+    return weights, docs, indptr
+
+
 DENSE_TERM_FRACTION = 0.25
 
 
@@ -53,14 +70,9 @@ class SparseShard:
 
     def __init__(self, directory: Path, dense_term_fraction: float = DENSE_TERM_FRACTION) -> None:
         self.meta = load_meta(directory)
-        self.ordinals = load_ordinals(directory)
+        self.ordinals = load_ordinals(directory, self.meta["documents"])
         self.postings = sp.csr_matrix(
-            (
-                load_array(directory / "weights.npy"),
-                load_array(directory / "docs.npy"),
-                load_array(directory / "indptr.npy"),
-            ),
-            shape=(self.meta["vocab_size"], len(self.ordinals)),
+            _checked_postings(directory, self.meta), shape=(self.meta["vocab_size"], len(self.ordinals))
         )
         indices = self.postings.indices  # unsigned for the kernel: no negative-index checks
         self.docs_unsigned = indices.view(np.uint32) if indices.dtype == np.int32 else indices.astype(np.uint32)

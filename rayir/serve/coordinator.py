@@ -23,6 +23,7 @@ from ..execution import executor
 from ..index.hits import HitMatrix, merge_hits
 from ..index.manifest import read_doc_table, read_index_manifest
 from ..index.queries import QueryBatch
+from ..integrity import inside, verify_files
 from ..options import ServingOptions
 from .query_encoder import index_query_encoder
 from .results import SearchResult
@@ -58,6 +59,8 @@ class Searcher:
         serving = replace(serving or ServingOptions(), **options)
         self.index_dir = Path(index_dir)
         self.manifest = read_index_manifest(index_dir)
+        if serving.verify:  # the doc-id table and the query encoder's files; each shard checks its own
+            verify_files(self.index_dir, self.manifest["files"])
         self.doc_table = read_doc_table(index_dir)
         self.encoder = index_query_encoder(index_dir, self.manifest, device=serving.device)
         self.max_retries = serving.max_retries
@@ -66,7 +69,7 @@ class Searcher:
         self._actor_args, self._placement = _shard_worker_args(self.index_dir, self.manifest, serving)
         self._owns_actors = shard_workers is None
         if shard_workers is None:
-            shard_workers = self.executor.actors(IndexShardActor, self._actor_args, **self._placement)
+            shard_workers = _started(self.executor, self._actor_args, self._placement)
         elif len(shard_workers) != len(self._actor_args):
             raise ValueError(f"{len(shard_workers)} shard workers for {len(self._actor_args)} shards")
         self.actors = list(shard_workers)
@@ -193,7 +196,14 @@ def _shard_worker_args(
 ) -> tuple[list[tuple], dict[str, Any]]:
     """Constructor arguments of each shard's worker, and the placement they all get."""
     args = [
-        (str(index_dir / s["dir"]), serving.shard_options or {}, serving.threads_per_shard) for s in manifest["shards"]
+        (
+            str(inside(index_dir, s["dir"], "shard")),
+            serving.shard_options or {},
+            serving.threads_per_shard,
+            s["files"] if serving.verify else None,
+            manifest["documents"],
+        )
+        for s in manifest["shards"]
     ]
     placement = {
         "num_cpus": serving.cpus_per_shard,
@@ -206,7 +216,21 @@ def _shard_worker_args(
 def start_shard_workers(index_dir: str | Path, serving: ServingOptions, in_process: bool = False) -> list[Any]:
     """One worker per shard of the index (Ray actors, or the shards loaded here when ``in_process``)."""
     args, placement = _shard_worker_args(Path(index_dir), read_index_manifest(index_dir), serving)
-    return executor(in_process).actors(IndexShardActor, args, **placement)
+    return _started(executor(in_process), args, placement)
+
+
+def _started(run: Any, args: list[tuple], placement: dict[str, Any]) -> list[Any]:
+    """Shard workers that have loaded (and verified) their shards: a corrupt file or a wrong option
+    is raised here, once, before any query is sent."""
+    workers = run.actors(IndexShardActor, args, **placement)
+    try:
+        for worker in workers:
+            run.result(run.call(worker, "ready"))
+    except BaseException:
+        for worker in workers:
+            run.kill(worker)
+        raise
+    return workers
 
 
 def _unreachable(err: BaseException) -> bool:

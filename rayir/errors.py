@@ -16,3 +16,11 @@ class IntegrityError(UserError, ValueError):
 
 class ConfigError(UserError, ValueError):
     """A setting that does not apply or has no valid value."""
+
+
+class UnknownIdError(UserError, KeyError):
+    """An id that is referenced (a run's query or document, a training triple's document) but not
+    in the collection given."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -159,9 +159,9 @@ def test_json_integer_ids_are_read_as_their_digits(tmp_path):
 
 def test_duplicate_document_and_query_ids_are_an_error(tmp_path):
     path = write(tmp_path / "dup.tsv", "a\tone\nb\ttwo\na\tthree\n")
-    with pytest.raises(DuplicateIdError, match="document id 'a'"):
+    with pytest.raises(DuplicateIdError, match=r"dup.tsv: document id 'a' appears more than once \(lines 1 and 3\)"):
         list(read_docs(path))
-    with pytest.raises(DuplicateIdError, match="query id 'a'"):  # re-ranking kept the last text of 'a'
+    with pytest.raises(DuplicateIdError, match=r"query id 'a' .*\(lines 1 and 3\)"):  # re-ranking kept the last 'a'
         list(read_queries(path))
     assert [q.query_id for q in read_queries(path, check_duplicates=False)] == ["a", "b", "a"]
 
@@ -245,3 +245,42 @@ def test_readers_stream(tmp_path):
     assert next(reader).doc_id == "a"
     with pytest.raises(DataFormatError):
         next(reader)
+
+
+def test_bytes_that_are_not_utf8_and_truncated_gzip_name_the_file_and_line(tmp_path):
+    """These were tracebacks: ``'utf-8' codec can't decode byte 0xe9 in position 322`` (no file, no
+    line) and gzip's ``Compressed file ended before the end-of-stream marker was reached``."""
+    import gzip
+
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"_id": "a", "text": "ok"}\n{"_id": "b", "text": "caf\xe9"}\n')
+    with pytest.raises(DataFormatError, match=r"latin.jsonl:2: not UTF-8 \(byte 0xe9 at column 26\)"):
+        list(read_docs(latin))
+    whole = gzip.compress(("".join(f'{{"_id": "d{i}", "text": "text {i}"}}\n' for i in range(2000))).encode())
+    truncated = tmp_path / "docs.jsonl.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataFormatError, match=r"docs.jsonl.gz:\d+: the compressed file is truncated or corrupt"):
+        list(read_docs(truncated))
+    with pytest.raises(DataFormatError, match="is a directory"):
+        read_run(tmp_path)
+
+
+def test_a_corrupt_parquet_file_is_named(tmp_path):
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"doc_id": ["a"], "text": ["x"]}), path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DataFormatError, match="docs.parquet: not a readable Parquet file"):
+        list(read_docs(path))
+
+
+def test_duplicate_ids_name_both_lines_or_rows_in_every_reader(tmp_path):
+    trec = write(
+        tmp_path / "d.trec",
+        "<DOC><DOCNO>x</DOCNO>a</DOC>\n<DOC><DOCNO>y</DOCNO>b</DOC>\n<DOC>\n<DOCNO>x</DOCNO>\n</DOC>\n",
+    )
+    with pytest.raises(DuplicateIdError, match=r"d.trec: document id 'x' appears more than once \(lines 1 and 3\)"):
+        list(read_docs(trec))
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"doc_id": ["p", "q", "p"], "text": ["1", "2", "3"]}), parquet)
+    with pytest.raises(DuplicateIdError, match=r"\(row 1 and row 3\)"):
+        list(read_docs(parquet))

@@ -6,10 +6,12 @@ works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job subm
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import UserError
 from ..logs import configure_logging
 from .stages import EncodingOptions, encode, evaluate, fit, index, re_rank, search
 
@@ -25,7 +27,9 @@ STAGES: dict[str, Callable[..., Any]] = {
 }
 
 # Bad input (unreadable files, wrong settings, existing outputs) ends with one line and exit status 2.
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+_USER_ERRORS = (UserError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
+# So does storage the user must fix: full, read-only, or not writable.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 def main(args: Sequence[str] | None = None) -> None:
@@ -49,6 +53,18 @@ def _run(components: Any, args: Sequence[str] | None) -> None:
     configure_logging()
     try:
         auto_cli(components, args=list(args) if args is not None else None, as_positional=False)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
     except _USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(err)
+    except OSError as err:
+        if err.errno not in _STORAGE_ERRNOS:
+            raise
+        _fail(err)
+
+
+def _fail(err: BaseException) -> None:
+    """One line, exit status 2: what is wrong and where, without a traceback."""
+    print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+    sys.exit(2)

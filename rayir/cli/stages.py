@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import ConfigError
 from ..lexical import DEFAULT_MODEL
 from ..loss_base import Loss
 from ..options import EncodingOptions, ScoringOptions, ServingOptions
@@ -34,6 +35,14 @@ def _check_outputs(**paths: str | None) -> None:
                 "submit` runs in Ray's temporary copy of the working directory, removed when the job ends, so "
                 "the output would be lost; give an absolute path on storage every node mounts (e.g. /mnt/shared/...)"
             )
+
+
+def _check_files(**paths: str | None) -> None:
+    """A run or output file named by a directory is refused before any work (a search would
+    otherwise find it only when writing the run, after searching every query)."""
+    for name, path in paths.items():
+        if path is not None and Path(path).is_dir():
+            raise ConfigError(f"{name}={path!r} is a directory; expected a file path")
 
 
 def _report(summary: dict[str, Any]) -> dict[str, Any]:
@@ -190,6 +199,7 @@ def search(
             ``serving.cpus_per_shard`` and ``serving.shard_resources`` must stay unset.
     """
     _check_outputs(output=output)
+    _check_files(output=output)
     from ..serve.batch_search import search_to_file
 
     result = search_to_file(
@@ -263,6 +273,7 @@ def re_rank(
             must be 1.
     """
     _check_outputs(output=output, work_dir=work_dir)
+    _check_files(output=output, run=run)
     import shutil
 
     from ..data import write_run
@@ -315,6 +326,7 @@ def evaluate(
         output: Optional JSON file for the means and per-query values.
     """
     _check_outputs(output=output)
+    _check_files(output=output, run=run)
     from ..atomic import write_json
     from ..evaluate import evaluate as evaluate_run
 

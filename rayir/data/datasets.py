@@ -14,10 +14,11 @@ from typing import Literal
 
 from torch.utils.data import Dataset, IterableDataset
 
+from ..errors import UnknownIdError
 from .errors import DataFormatError
 from .readers import read_docs, read_queries
 from .samples import DocSample, QuerySample, RankSample
-from .sources import open_text
+from .sources import numbered_lines
 from .trec import Qrels, Run, ranked, read_qrels, read_run
 
 
@@ -54,7 +55,9 @@ class DocStore(Mapping[str, str]):
         texts = {d.doc_id: d.text for d in read_docs(source) if wanted is None or d.doc_id in wanted}
         if wanted is not None and len(texts) != len(wanted):
             missing = sorted(wanted - texts.keys())
-            raise KeyError(f"{source}: {len(missing)} referenced document id(s) not in the corpus, e.g. {missing[:5]}")
+            raise UnknownIdError(
+                f"{source}: {len(missing)} referenced document id(s) not in the corpus, e.g. {missing[:5]}"
+            )
         return cls(texts)
 
     def __getitem__(self, doc_id: str) -> str:
@@ -74,7 +77,7 @@ def _query_texts(source: str | Path | Mapping[str, str], split: str | None, ids:
         texts = {q.query_id: q.text for q in read_queries(source, split=split) if q.query_id in ids}
     missing = sorted(ids - texts.keys())
     if missing:
-        raise KeyError(f"{len(missing)} query id(s) without text, e.g. {missing[:5]}")
+        raise UnknownIdError(f"{len(missing)} query id(s) without text, e.g. {missing[:5]}")
     return texts
 
 
@@ -207,15 +210,14 @@ class TupleDataset(Dataset):
     @staticmethod
     def _read(path: Path) -> list[list[str]]:
         rows = []
-        with open_text(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                line = line.rstrip("\n")
-                if not line:
-                    continue
-                fields = line.split("\t")
-                if len(fields) < 3 or any(not f.strip() for f in fields):
-                    raise DataFormatError(path, line_no, "expected query<TAB>positive<TAB>negative[<TAB>negative…]")
-                rows.append(fields)
+        for line_no, line in numbered_lines(path):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) < 3 or any(not f.strip() for f in fields):
+                raise DataFormatError(path, line_no, "expected query<TAB>positive<TAB>negative[<TAB>negative…]")
+            rows.append(fields)
         return rows
 
     def __len__(self) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(UserError, ValueError):
     """Malformed input: the message names the file and line (or record)."""
 
     def __init__(self, path: str | Path, line: int | None, problem: str) -> None:
@@ -26,5 +28,5 @@ def checked_id(path: str | Path, line: int | None, value: object, what: str = "i
     return text
 
 
-class DuplicateIdError(ValueError):
+class DuplicateIdError(UserError, ValueError):
     """The same document (or query) id appears twice in one collection."""

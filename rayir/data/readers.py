@@ -22,15 +22,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import DataFormatError, DuplicateIdError, checked_id
 from .irds import irds_docs, irds_queries
 from .samples import DocSample, QuerySample
-from .sources import is_irds_id, join_title, open_text
+from .sources import is_irds_id, join_title, numbered_lines, open_text
 from .trec import read_qrels
 
 ID_KEYS = {"doc": ("_id", "doc_id", "docno", "id"), "query": ("_id", "query_id", "qid", "id")}
@@ -45,24 +47,51 @@ def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[Doc
     ``check_duplicates`` keeps the ids seen so far and raises :class:`DuplicateIdError` on a repeat
     (memory grows with the number of ids, not with the texts).
     """
-    records = _doc_records(source)
-    yield from _unique(records, source, "document", lambda doc: doc.doc_id) if check_duplicates else records
+    records = (record for _, record in _doc_records(source))
+    yield from _unique(records, source, "doc", lambda doc: doc.doc_id) if check_duplicates else records
 
 
-def _unique(records: Iterator, source: str | Path, what: str, id_of: Callable[[Any], str]) -> Iterator:
+def _unique(records: Iterator, source: str | Path, kind: str, id_of: Callable[[Any], str]) -> Iterator:
     """``records`` as they come; a repeated id raises :class:`DuplicateIdError` naming it."""
     seen: set[str] = set()
     for record in records:
         record_id = id_of(record)
         if record_id in seen:
-            raise DuplicateIdError(f"{source}: {what} id {record_id!r} appears more than once")
+            raise duplicate_id_error(source, kind, record_id)
         seen.add(record_id)
         yield record
 
 
-def _doc_records(source: str | Path) -> Iterator[DocSample]:
+def duplicate_id_error(source: str | Path, kind: str, record_id: str) -> DuplicateIdError:
+    """The error for ``record_id`` repeated in ``source``, naming the file and the first two lines
+    (or Parquet rows) that hold it: found by reading the source again, so that no reader keeps a
+    line number per id."""
+    located = _doc_records(source) if kind == "doc" else _query_records(source, None)
+    where = list(islice((line for line, record in located if _id_of(record) == record_id), 2))
+    file = _file_of(source, kind)
+    lines = ""
+    if len(where) == 2 and None not in where:
+        lines = f" (lines {where[0]} and {where[1]})" if isinstance(where[0], int) else f" ({where[0]} and {where[1]})"
+    what = "document" if kind == "doc" else "query"
+    return DuplicateIdError(f"{file}: {what} id {record_id!r} appears more than once{lines}")
+
+
+def _id_of(record: DocSample | QuerySample) -> str:
+    return record.doc_id if isinstance(record, DocSample) else record.query_id
+
+
+def _file_of(source: str | Path, kind: str) -> str | Path:
+    if is_irds_id(source) or not Path(source).is_dir():
+        return source
+    return beir_file(Path(source), "corpus.jsonl" if kind == "doc" else "queries.jsonl")
+
+
+Located = Iterator[tuple[Any, Any]]  # (line number, "row N" or None; record)
+
+
+def _doc_records(source: str | Path) -> Located:
     if is_irds_id(source):
-        return irds_docs(str(source))
+        return ((None, doc) for doc in irds_docs(str(source)))
     path = Path(source)
     if path.is_dir():
         return _jsonl(beir_file(path, "corpus.jsonl"), "doc")
@@ -75,13 +104,13 @@ def read_queries(source: str | Path, split: str | None = None, check_duplicates:
     A repeated query id is a :class:`DuplicateIdError` (which text would a run's query be?) unless
     ``check_duplicates`` is off for a caller that checks in bounded memory itself (batch search).
     """
-    records = _query_records(source, split)
+    records = (record for _, record in _query_records(source, split))
     yield from _unique(records, source, "query", lambda query: query.query_id) if check_duplicates else records
 
 
-def _query_records(source: str | Path, split: str | None) -> Iterator[QuerySample]:
+def _query_records(source: str | Path, split: str | None) -> Located:
     if is_irds_id(source):
-        yield from irds_queries(str(source))
+        yield from ((None, query) for query in irds_queries(str(source)))
         return
     path = Path(source)
     if not path.is_dir():
@@ -92,9 +121,9 @@ def _query_records(source: str | Path, split: str | None) -> Iterator[QuerySampl
     wanted = None
     if split is not None:
         wanted = set(read_qrels(beir_file(path, f"qrels/{split}.tsv")))
-    for query in _jsonl(beir_file(path, "queries.jsonl"), "query"):
+    for line, query in _jsonl(beir_file(path, "queries.jsonl"), "query"):
         if wanted is None or query.query_id in wanted:
-            yield query
+            yield line, query
 
 
 def beir_file(directory: Path, name: str) -> Path:
@@ -134,11 +163,10 @@ def _make(kind: str, record_id: str, text: str):
 
 
 def _jsonl(path: Path, kind: str) -> Iterator:
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            record = parse_jsonl_line(path, line_no, line, kind)
-            if record is not None:
-                yield record
+    for line_no, line in numbered_lines(path):
+        record = parse_jsonl_line(path, line_no, line, kind)
+        if record is not None:
+            yield line_no, record
 
 
 def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
@@ -164,11 +192,10 @@ def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
 
 
 def _tsv(path: Path, kind: str) -> Iterator:
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            record = parse_tsv_line(path, line_no, line, kind)
-            if record is not None:
-                yield record
+    for line_no, line in numbered_lines(path):
+        record = parse_tsv_line(path, line_no, line, kind)
+        if record is not None:
+            yield line_no, record
 
 
 def parse_tsv_line(path: Path, line_no: int, line: str, kind: str):
@@ -206,6 +233,13 @@ def line_format(source: str | Path) -> tuple[Path, str] | None:
 
 
 def _parquet(path: Path, kind: str) -> Iterator:
+    try:
+        yield from _parquet_rows(path, kind)
+    except (pa.ArrowException, OSError) as err:  # not Parquet, truncated, a corrupt page
+        raise DataFormatError(path, None, f"not a readable Parquet file ({err})") from None
+
+
+def _parquet_rows(path: Path, kind: str) -> Iterator:
     parquet = pq.ParquetFile(path)
     columns = set(parquet.schema_arrow.names)
     id_column = next((k for k in (f"{kind}_id", *ID_KEYS[kind]) if k in columns), None)
@@ -223,7 +257,7 @@ def _parquet(path: Path, kind: str) -> Iterator:
             if record_id is None or not isinstance(text, str) or not isinstance(title, str | None):
                 raise DataFormatError(path, None, f"row {row}: null id, or text/title not a string")
             record_id = checked_id(path, None, record_id, f"row {row}: id")
-            yield _make(kind, record_id, join_title(title, text) if kind == "doc" else text)
+            yield f"row {row}", _make(kind, record_id, join_title(title, text) if kind == "doc" else text)
 
 
 _TAG = re.compile(r"<(/?)([A-Za-z]+)>")
@@ -238,28 +272,27 @@ def _trec_records(path: Path, record_tag: str) -> Iterator[tuple[int, str]]:
     tags = re.compile(rf"<(/?){record_tag}>", re.IGNORECASE)
     body: list[str] | None = None
     start = 0
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            position = 0
-            for match in tags.finditer(line):
-                piece, closing = line[position : match.start()], match.group(1) == "/"
-                if body is None:
-                    if piece.strip():
-                        raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
-                    if closing:
-                        raise DataFormatError(path, line_no, f"{close_tag} without a {open_tag}")
-                    body, start = [], line_no
-                elif closing:
-                    yield start, "".join([*body, piece])
-                    body = None
-                else:
-                    raise DataFormatError(path, line_no, f"{open_tag} opened before the record at line {start} closed")
-                position = match.end()
-            rest = line[position:]
-            if body is not None:
-                body.append(rest)
-            elif rest.strip():
-                raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
+    for line_no, line in numbered_lines(path):
+        position = 0
+        for match in tags.finditer(line):
+            piece, closing = line[position : match.start()], match.group(1) == "/"
+            if body is None:
+                if piece.strip():
+                    raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
+                if closing:
+                    raise DataFormatError(path, line_no, f"{close_tag} without a {open_tag}")
+                body, start = [], line_no
+            elif closing:
+                yield start, "".join([*body, piece])
+                body = None
+            else:
+                raise DataFormatError(path, line_no, f"{open_tag} opened before the record at line {start} closed")
+            position = match.end()
+        rest = line[position:]
+        if body is not None:
+            body.append(rest)
+        elif rest.strip():
+            raise DataFormatError(path, line_no, f"text outside a {open_tag} record")
     if body is not None:
         raise DataFormatError(path, start, f"record not closed by {close_tag}")
 
@@ -271,7 +304,7 @@ def _trec_docs(path: Path) -> Iterator[DocSample]:
             raise DataFormatError(path, line_no, "<DOC> without a <DOCNO>")
         text = body[: match.start()] + " " + body[match.end() :]
         text = " ".join(_TAG.sub(" ", text).split())
-        yield DocSample(checked_id(path, line_no, match.group(1), "DOCNO"), text)
+        yield line_no, DocSample(checked_id(path, line_no, match.group(1), "DOCNO"), text)
 
 
 def _trec_topics(path: Path) -> Iterator[QuerySample]:
@@ -287,4 +320,4 @@ def _trec_topics(path: Path) -> Iterator[QuerySample]:
         number = re.sub(r"^number:\s*", "", number, flags=re.IGNORECASE).strip()
         if not number or "title" not in fields:
             raise DataFormatError(path, line_no, "<top> needs <num> and <title>")
-        yield QuerySample(number, fields["title"])
+        yield line_no, QuerySample(number, fields["title"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..atomic import atomic_path
 from .errors import DataFormatError, checked_id
 from .irds import irds_qrels
-from .sources import is_irds_id, open_text
+from .sources import is_irds_id, numbered_lines
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
@@ -32,34 +32,33 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
             raise ValueError(f"{path}: a BEIR directory needs a split (e.g. 'test') to read qrels")
         path = path / "qrels" / f"{split}.tsv"
     qrels: Qrels = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            # BEIR qrels are tab-separated (an id may not hold a space, but must not be cut at one).
-            fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
-            if not any(fields):
-                continue
-            if line_no == 1 and fields[0].lower() in ("query-id", "qid", "query_id"):
-                continue  # BEIR header
-            if len(fields) == 4:
-                query_id, _, doc_id, rel = fields
-            elif len(fields) == 3:
-                query_id, doc_id, rel = fields
-            else:
-                raise DataFormatError(
-                    path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields"
-                )
-            try:
-                value = float(rel)
-            except ValueError:
-                raise DataFormatError(path, line_no, f"relevance {rel!r} is not a number") from None
-            if not value.is_integer():
-                raise DataFormatError(path, line_no, f"relevance {rel!r} is not a whole number")
-            relevance = int(value)
-            query_id, doc_id = checked_id(path, line_no, query_id, "query id"), checked_id(path, line_no, doc_id)
-            judged = qrels.setdefault(query_id, {})
-            if doc_id in judged and judged[doc_id] != relevance:
-                raise DataFormatError(path, line_no, f"conflicting judgements for ({query_id}, {doc_id})")
-            judged[doc_id] = relevance
+    for line_no, line in numbered_lines(path):
+        # BEIR qrels are tab-separated (an id may not hold a space, but must not be cut at one).
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        if not any(fields):
+            continue
+        if line_no == 1 and fields[0].lower() in ("query-id", "qid", "query_id"):
+            continue  # BEIR header
+        if len(fields) == 4:
+            query_id, _, doc_id, rel = fields
+        elif len(fields) == 3:
+            query_id, doc_id, rel = fields
+        else:
+            raise DataFormatError(
+                path, line_no, f"expected 'qid 0 docid rel' or 'qid docid rel', found {len(fields)} fields"
+            )
+        try:
+            value = float(rel)
+        except ValueError:
+            raise DataFormatError(path, line_no, f"relevance {rel!r} is not a number") from None
+        if not value.is_integer():
+            raise DataFormatError(path, line_no, f"relevance {rel!r} is not a whole number")
+        relevance = int(value)
+        query_id, doc_id = checked_id(path, line_no, query_id, "query id"), checked_id(path, line_no, doc_id)
+        judged = qrels.setdefault(query_id, {})
+        if doc_id in judged and judged[doc_id] != relevance:
+            raise DataFormatError(path, line_no, f"conflicting judgements for ({query_id}, {doc_id})")
+        judged[doc_id] = relevance
     return qrels
 
 
@@ -67,26 +66,23 @@ def read_run(path: str | Path) -> Run:
     """A TREC run file (``qid Q0 docid rank score tag``); a repeated (query, doc) pair is an error."""
     path = Path(path)
     run: Run = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise DataFormatError(
-                    path, line_no, f"expected 'qid Q0 docid rank score tag', found {len(fields)} fields"
-                )
-            query_id, _, doc_id, _, score, _ = fields
-            try:
-                value = float(score)
-            except ValueError:
-                raise DataFormatError(path, line_no, f"score {score!r} is not a number") from None
-            if not math.isfinite(value):
-                raise DataFormatError(path, line_no, f"score {score!r} is not finite (it cannot be ranked)")
-            ranked = run.setdefault(query_id, {})
-            if doc_id in ranked:
-                raise DataFormatError(path, line_no, f"document {doc_id!r} ranked twice for query {query_id!r}")
-            ranked[doc_id] = value
+    for line_no, line in numbered_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise DataFormatError(path, line_no, f"expected 'qid Q0 docid rank score tag', found {len(fields)} fields")
+        query_id, _, doc_id, _, score, _ = fields
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataFormatError(path, line_no, f"score {score!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataFormatError(path, line_no, f"score {score!r} is not finite (it cannot be ranked)")
+        ranked = run.setdefault(query_id, {})
+        if doc_id in ranked:
+            raise DataFormatError(path, line_no, f"document {doc_id!r} ranked twice for query {query_id!r}")
+        ranked[doc_id] = value
     return run
 
 

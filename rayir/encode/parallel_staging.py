@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import write_json, write_with
-from ..data.errors import DataFormatError, DuplicateIdError
-from ..data.readers import line_format, parse_jsonl_line, parse_tsv_line
+from ..data.errors import DataFormatError
+from ..data.readers import duplicate_id_error, line_format, parse_jsonl_line, parse_tsv_line
 from .staging import TEXT_SCHEMA, Chunk, chunk_name, id_hash, load_plan, stage_corpus
 
 BYTES_PER_RANGE = 64 << 20
@@ -124,7 +124,7 @@ def stage_lines_in_parallel(
         lines_before += result["lines"]
     [duplicate] = run.map_tasks(find_duplicate, [(files,)])
     if duplicate is not None:
-        raise DuplicateIdError(f"{path}: document id {duplicate!r} appears more than once")
+        raise duplicate_id_error(path, "doc", duplicate)
     counts = [r["rows"] for r in parsed]
     total = sum(counts)
     if not total:

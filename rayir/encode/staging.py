@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import write_json, write_with
-from ..data.errors import DuplicateIdError
-from ..data.readers import read_docs
+from ..data.readers import duplicate_id_error, read_docs
 
 TEXT_SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
 QUERY_SCHEMA = pa.schema([("query_id", pa.string()), ("text", pa.string())])
@@ -59,7 +58,7 @@ class IdCheck:
         digest = id_hash(value)
         if digest in self._hashes or _contains(self._sorted, digest):
             if value in pending or self._staged(value, chunks):
-                raise DuplicateIdError(f"{self.source}: {self.what} id {value!r} appears more than once")
+                raise duplicate_id_error(self.source, "doc" if self.what == "document" else "query", value)
         self._hashes.add(digest)
         if len(self._hashes) >= 65536:  # fold the small set into the compact sorted array
             merged = np.concatenate([self._sorted, np.fromiter(self._hashes, np.uint64, len(self._hashes))])

@@ -156,6 +156,10 @@ def build_index(
         raise ValueError(f"sparse embeddings use the exact inverted index; factory={factory!r} does not apply")
     if manifest["mode"] == "sparse":
         factory = "inverted"
+    else:
+        from .faiss_utils import check_factory
+
+        check_factory(factory, manifest["dim"])
     if (index_dir / INDEX_MANIFEST).exists():
         if not overwrite:
             raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")

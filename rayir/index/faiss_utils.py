@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def train_index(index: Any, sample: np.ndarray, factory: str) -> None:
     """Train a Faiss index, turning Faiss' assertion into an error that says what to change."""
@@ -45,6 +47,20 @@ def tune_faiss(
                 f"factory is {factory!r}; remove ef_search"
             )
         hnsw.efSearch = ef_search
+
+
+def check_factory(factory: str, dim: int) -> None:
+    """Refuse a factory string Faiss cannot build, in the driver, before any shard task starts."""
+    import faiss
+
+    try:
+        faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        message = str(err).strip().rsplit(": ", 1)[-1] or type(err).__name__  # Faiss prefixes its source line
+        raise ConfigError(
+            f"factory={factory!r} is not a Faiss index factory string for {dim}-dimensional vectors ({message}); "
+            "e.g. Flat, HNSW32, IVF1024,Flat, IVF1024,PQ32"
+        ) from None
 
 
 def build_faiss(

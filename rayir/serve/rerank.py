@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.parallel_staging import stage_documents
+from ..errors import UnknownIdError
 from ..execution import Pool, executor
 from ..options import ScoringOptions, check_precision
 
@@ -185,7 +186,7 @@ def rerank(
     query_texts = {q.query_id: q.text for q in read_queries(queries, split=split) if q.query_id in input_run}
     missing_queries = sorted(set(input_run) - set(query_texts))
     if missing_queries:
-        raise KeyError(f"{queries}: no text for {len(missing_queries)} run queries, e.g. {missing_queries[:5]}")
+        raise UnknownIdError(f"{queries}: no text for {len(missing_queries)} run queries, e.g. {missing_queries[:5]}")
     pairs = [(q, d) for q in sorted(input_run) for d, _ in ranked(input_run[q], depth)]
     if not pairs:
         raise ValueError("the run has no candidates to re-rank")
@@ -264,7 +265,7 @@ def _score(
             count += 1
     if count != len(pairs):
         missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
-        raise KeyError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
+        raise UnknownIdError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
     logger.info("%d pairs of %d queries scored in %.1fs", count, len(result), time.perf_counter() - started)
     return result
 

@@ -25,6 +25,7 @@ from ..atomic import sha256_file, write_json
 from ..data.fingerprint import source_fingerprint
 from ..encoders import Representation, load_representation
 from ..execution import Executor, Pool, executor
+from ..locks import output_lock
 from ..options import check_precision
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .parallel_staging import stage_documents
@@ -123,90 +124,93 @@ def encode_corpus(
     if in_process and num_encoders != 1:
         raise ValueError(f"in_process runs one encoder in this process; num_encoders={num_encoders} does not apply")
     output_dir = Path(output_dir)
-    if overwrite:
-        _remove_previous_encoding(output_dir)
+    with output_lock(output_dir):
+        if overwrite:
+            _remove_previous_encoding(output_dir)
 
-    started = time.perf_counter()
-    run = executor(in_process)
-    representation = load_representation(model, config_overrides, precision, run)
-    settings = {
-        "model": str(model),
-        "model_fingerprint": representation.spec.model_fingerprint,
-        "config_overrides": config_overrides,
-        "corpus": str(corpus),
-        "corpus_fingerprint": source_fingerprint(corpus),
-        "docs_per_shard": docs_per_shard,
-        "precision": precision,
-    }
+        started = time.perf_counter()
+        run = executor(in_process)
+        representation = load_representation(model, config_overrides, precision, run)
+        settings = {
+            "model": str(model),
+            "model_fingerprint": representation.spec.model_fingerprint,
+            "config_overrides": config_overrides,
+            "corpus": str(corpus),
+            "corpus_fingerprint": source_fingerprint(corpus),
+            "docs_per_shard": docs_per_shard,
+            "precision": precision,
+        }
 
-    if (output_dir / MANIFEST).exists():
-        manifest = verify_manifest(output_dir)  # counts, checksums, unique ids
-        if manifest["settings"] != settings:
-            raise ValueError(
-                f"{output_dir}: holds a finished encoding with other settings "
-                f"({settings_difference(manifest['settings'], settings)}); use overwrite=True to encode again"
-            )
-        logger.info("%s is already complete and verified (%d documents)", output_dir, manifest["documents"])
-        return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
+        if (output_dir / MANIFEST).exists():
+            manifest = verify_manifest(output_dir)  # counts, checksums, unique ids
+            if manifest["settings"] != settings:
+                raise ValueError(
+                    f"{output_dir}: holds a finished encoding with other settings "
+                    f"({settings_difference(manifest['settings'], settings)}); use overwrite=True to encode again"
+                )
+            logger.info("%s is already complete and verified (%d documents)", output_dir, manifest["documents"])
+            return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)
 
-    staging, shards = output_dir / "staging", output_dir / "embeddings"
-    shards.mkdir(parents=True, exist_ok=True)
-    chunks = stage_documents(corpus, staging, docs_per_shard, settings, run)
-    total_docs = sum(c.rows for c in chunks)
-    pending = _pending(chunks, shards)
-    logger.info("%d documents in %d shards; %d to encode", total_docs, len(chunks), len(pending))
-
-    representation.fit(staging, chunks, output_dir, run)
-    if threads_per_encoder is None:
-        threads_per_encoder = run.threads_per_worker(num_encoders)
-    constructor = dict(
-        spec=representation.spec.to_dict(),
-        files=str(output_dir / representation.files) if representation.files else None,
-        staging_dir=str(staging),
-        shard_dir=str(shards),
-        runtime={
-            "device": "cuda" if gpus_per_encoder else "cpu",
-            "threads": threads_per_encoder,
-            "batch_size": batch_size,
-        },
-    )
-    encoded = 0
-    busy: dict[int, float] = {}
-    for attempt in range(retries + 1):
-        if not pending:
-            break
-        pool = Pool(
-            size=min(num_encoders, len(pending)),
-            num_gpus=gpus_per_encoder,
-            num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1,
-        )
-        try:
-            encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
-        except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
-            pending = _pending(chunks, shards)
-            done = len(chunks) - len(pending)
-            if attempt == retries:
-                raise RuntimeError(
-                    f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
-                    "run the same command again to resume"
-                ) from err
-            logger.warning("attempt %d failed (%s); retrying %d shards", attempt + 1, type(err).__name__, len(pending))
-            continue
+        staging, shards = output_dir / "staging", output_dir / "embeddings"
+        shards.mkdir(parents=True, exist_ok=True)
+        chunks = stage_documents(corpus, staging, docs_per_shard, settings, run)
+        total_docs = sum(c.rows for c in chunks)
         pending = _pending(chunks, shards)
+        logger.info("%d documents in %d shards; %d to encode", total_docs, len(chunks), len(pending))
 
-    manifest = _finish(output_dir, chunks, staging, settings, representation)
-    if not keep_staging:
-        shutil.rmtree(staging, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    logger.info(
-        "done: %d documents, %d shards, %d encoded now, %.1fs, %s",
-        manifest["documents"],
-        len(chunks),
-        encoded,
-        seconds,
-        output_dir,
-    )
-    return EncodeResult(output_dir, manifest, encoded, seconds, busy)
+        representation.fit(staging, chunks, output_dir, run)
+        if threads_per_encoder is None:
+            threads_per_encoder = run.threads_per_worker(num_encoders)
+        constructor = dict(
+            spec=representation.spec.to_dict(),
+            files=str(output_dir / representation.files) if representation.files else None,
+            staging_dir=str(staging),
+            shard_dir=str(shards),
+            runtime={
+                "device": "cuda" if gpus_per_encoder else "cpu",
+                "threads": threads_per_encoder,
+                "batch_size": batch_size,
+            },
+        )
+        encoded = 0
+        busy: dict[int, float] = {}
+        for attempt in range(retries + 1):
+            if not pending:
+                break
+            pool = Pool(
+                size=min(num_encoders, len(pending)),
+                num_gpus=gpus_per_encoder,
+                num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1,
+            )
+            try:
+                encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
+            except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
+                pending = _pending(chunks, shards)
+                done = len(chunks) - len(pending)
+                if attempt == retries:
+                    raise RuntimeError(
+                        f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
+                        "run the same command again to resume"
+                    ) from err
+                logger.warning(
+                    "attempt %d failed (%s); retrying %d shards", attempt + 1, type(err).__name__, len(pending)
+                )
+                continue
+            pending = _pending(chunks, shards)
+
+        manifest = _finish(output_dir, chunks, staging, settings, representation)
+        if not keep_staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        logger.info(
+            "done: %d documents, %d shards, %d encoded now, %.1fs, %s",
+            manifest["documents"],
+            len(chunks),
+            encoded,
+            seconds,
+            output_dir,
+        )
+        return EncodeResult(output_dir, manifest, encoded, seconds, busy)
 
 
 def _run_encoders(

@@ -32,6 +32,7 @@ from ..encode.manifest import read_manifest
 from ..errors import IntegrityError
 from ..execution import executor
 from ..integrity import checksum_files, inside, verify_file
+from ..locks import output_lock
 from .manifest import DOC_TABLE, INDEX_MANIFEST, write_index_manifest
 from .ordinals import ordinals_of, write_doc_table
 
@@ -160,66 +161,67 @@ def build_index(
         from .faiss_utils import check_factory
 
         check_factory(factory, manifest["dim"])
-    if (index_dir / INDEX_MANIFEST).exists():
-        if not overwrite:
-            raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")
-        shutil.rmtree(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    files = [s["file"] for s in manifest["shards"]]
-    groups = _groups(manifest["shards"], num_shards)
-    started = time.perf_counter()
-    run = executor(in_process)
-    [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
-    jobs = [
-        (
-            str(embeddings_dir),
-            group,
-            str(index_dir),
-            str(index_dir / shard_dir_name(i)),
-            manifest,
+    with output_lock(index_dir):
+        if (index_dir / INDEX_MANIFEST).exists():
+            if not overwrite:
+                raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")
+            shutil.rmtree(index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        files = [s["file"] for s in manifest["shards"]]
+        groups = _groups(manifest["shards"], num_shards)
+        started = time.perf_counter()
+        run = executor(in_process)
+        [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
+        jobs = [
+            (
+                str(embeddings_dir),
+                group,
+                str(index_dir),
+                str(index_dir / shard_dir_name(i)),
+                manifest,
+                factory,
+                threads_per_shard,
+            )
+            for i, group in enumerate(groups)
+        ]
+        metas = run.map_tasks(build_index_shard, jobs, num_cpus=threads_per_shard or 1)
+        built = sum(m["documents"] for m in metas)
+        if not documents == built == manifest["documents"]:
+            raise RuntimeError(
+                f"index holds {built} documents ({documents} ids) but the embeddings have {manifest['documents']}"
+            )
+        query_files = manifest.get("model_dir")
+        if query_files is not None:  # e.g. BM25's collection statistics: the index carries its own copy
+            shutil.copytree(inside(embeddings_dir, query_files, "model files"), index_dir / query_files)
+        settings = manifest["settings"]
+        index_manifest = {
+            "type": manifest["mode"],
+            "factory": factory,
+            "documents": built,
+            "shards": [{"dir": shard_dir_name(i), **meta} for i, meta in enumerate(metas)],
+            "files": _index_level_checksums(index_dir, query_files),
+            # Relative: the output directory can be copied or mounted elsewhere and still point home.
+            "embeddings": {
+                "dir": os.path.relpath(embeddings_dir.resolve(), index_dir.resolve()),
+                "model_fingerprint": settings["model_fingerprint"],
+            },
+            "query_encoder": {
+                "model": settings["model"],
+                "config_overrides": settings["config_overrides"],
+                "precision": settings["precision"],
+                "model_fingerprint": settings["model_fingerprint"],
+                "files": query_files,
+            },
+            "model_config": manifest["model_config"],
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }
+        write_index_manifest(index_dir, index_manifest)
+        logger.info(
+            "%d documents in %d %s shard(s) at %s (%ss)",
+            built,
+            num_shards,
             factory,
-            threads_per_shard,
+            index_dir,
+            index_manifest["build_seconds"],
         )
-        for i, group in enumerate(groups)
-    ]
-    metas = run.map_tasks(build_index_shard, jobs, num_cpus=threads_per_shard or 1)
-    built = sum(m["documents"] for m in metas)
-    if not documents == built == manifest["documents"]:
-        raise RuntimeError(
-            f"index holds {built} documents ({documents} ids) but the embeddings have {manifest['documents']}"
-        )
-    query_files = manifest.get("model_dir")
-    if query_files is not None:  # e.g. BM25's collection statistics: the index carries its own copy
-        shutil.copytree(inside(embeddings_dir, query_files, "model files"), index_dir / query_files)
-    settings = manifest["settings"]
-    index_manifest = {
-        "type": manifest["mode"],
-        "factory": factory,
-        "documents": built,
-        "shards": [{"dir": shard_dir_name(i), **meta} for i, meta in enumerate(metas)],
-        "files": _index_level_checksums(index_dir, query_files),
-        # Relative: the output directory can be copied or mounted elsewhere and still point home.
-        "embeddings": {
-            "dir": os.path.relpath(embeddings_dir.resolve(), index_dir.resolve()),
-            "model_fingerprint": settings["model_fingerprint"],
-        },
-        "query_encoder": {
-            "model": settings["model"],
-            "config_overrides": settings["config_overrides"],
-            "precision": settings["precision"],
-            "model_fingerprint": settings["model_fingerprint"],
-            "files": query_files,
-        },
-        "model_config": manifest["model_config"],
-        "build_seconds": round(time.perf_counter() - started, 3),
-    }
-    write_index_manifest(index_dir, index_manifest)
-    logger.info(
-        "%d documents in %d %s shard(s) at %s (%ss)",
-        built,
-        num_shards,
-        factory,
-        index_dir,
-        index_manifest["build_seconds"],
-    )
-    return index_manifest
+        return index_manifest

@@ -37,6 +37,7 @@ from ..data.trec import check_tag
 from ..encode.staging import QUERY_SCHEMA, Chunk, stage_records
 from ..execution import Pool, executor
 from ..index.manifest import read_index_manifest
+from ..locks import output_lock
 from ..options import ServingOptions
 
 logger = logging.getLogger(__name__)
@@ -142,73 +143,79 @@ def search_to_file(
         raise ValueError(f"in_process runs one query searcher; num_query_encoders={num_query_encoders} does not apply")
     check_tag(tag)
     serving = replace(serving or ServingOptions(), **options)
-    started = time.perf_counter()
-    output = Path(output)
-    manifest = read_index_manifest(index_dir)  # a missing or foreign index fails before any staging
-    work = output.with_name(f".{output.name}.search-work")
-    settings = {
-        "queries": str(queries),
-        "queries_fingerprint": source_fingerprint(queries, _beir_query_files(split)),
-        "split": split,
-        "index_documents": manifest["documents"],
-        "index_fingerprint": manifest["query_encoder"]["model_fingerprint"],
-        "queries_per_chunk": queries_per_chunk,
-        "k": k,
-        "tag": tag,
-    }
-    # Repeated ids are found by the staging's 8-byte hashes, not a set of every id in the driver.
-    records = ((q.query_id, q.text) for q in read_queries(queries, split=split, check_duplicates=False))
-    chunks = stage_records(records, queries, work / "queries", queries_per_chunk, settings, QUERY_SCHEMA, "query")
-    parts = work / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    pending = [c for c in chunks if not (parts / no_hits_name(c.index)).exists()]  # written last, atomically
-    total = sum(c.rows for c in chunks)
-    logger.info("%d queries in %d chunks; %d chunks to search", total, len(chunks), len(pending))
+    with output_lock(Path(output)):
+        started = time.perf_counter()
+        output = Path(output)
+        manifest = read_index_manifest(index_dir)  # a missing or foreign index fails before any staging
+        work = output.with_name(f".{output.name}.search-work")
+        settings = {
+            "queries": str(queries),
+            "queries_fingerprint": source_fingerprint(queries, _beir_query_files(split)),
+            "split": split,
+            "index_documents": manifest["documents"],
+            "index_fingerprint": manifest["query_encoder"]["model_fingerprint"],
+            "queries_per_chunk": queries_per_chunk,
+            "k": k,
+            "tag": tag,
+        }
+        # Repeated ids are found by the staging's 8-byte hashes, not a set of every id in the driver.
+        records = ((q.query_id, q.text) for q in read_queries(queries, split=split, check_duplicates=False))
+        chunks = stage_records(records, queries, work / "queries", queries_per_chunk, settings, QUERY_SCHEMA, "query")
+        parts = work / "parts"
+        parts.mkdir(parents=True, exist_ok=True)
+        pending = [c for c in chunks if not (parts / no_hits_name(c.index)).exists()]  # written last, atomically
+        total = sum(c.rows for c in chunks)
+        logger.info("%d queries in %d chunks; %d chunks to search", total, len(chunks), len(pending))
 
-    from .coordinator import start_shard_workers
+        from .coordinator import start_shard_workers
 
-    run = executor(in_process)
-    shard_workers = start_shard_workers(index_dir, serving, in_process=in_process)
-    retries = 0
-    try:
-        if pending:
-            constructor = dict(
-                index_dir=str(index_dir),
-                shard_workers=shard_workers,
-                serving=serving,
-                staging_dir=str(work / "queries"),
-                parts_dir=str(parts),
-                k=k,
-                batch_size=batch_size,
-                tag=tag,
-                in_process=in_process,
+        run = executor(in_process)
+        shard_workers = start_shard_workers(index_dir, serving, in_process=in_process)
+        retries = 0
+        try:
+            if pending:
+                constructor = dict(
+                    index_dir=str(index_dir),
+                    shard_workers=shard_workers,
+                    serving=serving,
+                    staging_dir=str(work / "queries"),
+                    parts_dir=str(parts),
+                    k=k,
+                    batch_size=batch_size,
+                    tag=tag,
+                    in_process=in_process,
+                )
+                gpu = serving.device.startswith("cuda")
+                pool = Pool(size=min(num_query_encoders, len(pending)), num_cpus=0 if gpu else 1, num_gpus=int(gpu))
+                retries = _search_chunks(run, pending, constructor, pool)
+        finally:
+            for worker in shard_workers:
+                run.kill(worker)
+        incomplete = [c.index for c in chunks if not (parts / no_hits_name(c.index)).exists()]
+        if incomplete:
+            raise RuntimeError(
+                f"run parts of chunks {incomplete[:10]} are incomplete; run the same call again to resume"
             )
-            gpu = serving.device.startswith("cuda")
-            pool = Pool(size=min(num_query_encoders, len(pending)), num_cpus=0 if gpu else 1, num_gpus=int(gpu))
-            retries = _search_chunks(run, pending, constructor, pool)
-    finally:
-        for worker in shard_workers:
-            run.kill(worker)
-    incomplete = [c.index for c in chunks if not (parts / no_hits_name(c.index)).exists()]
-    if incomplete:
-        raise RuntimeError(f"run parts of chunks {incomplete[:10]} are incomplete; run the same call again to resume")
-    with atomic_path(output) as tmp, tmp.open("wb") as handle:
+        with atomic_path(output) as tmp, tmp.open("wb") as handle:
+            for chunk in chunks:
+                with (parts / part_name(chunk.index)).open("rb") as part:
+                    shutil.copyfileobj(part, handle, 1 << 20)
+        without_hits, examples = 0, []
         for chunk in chunks:
-            with (parts / part_name(chunk.index)).open("rb") as part:
-                shutil.copyfileobj(part, handle, 1 << 20)
-    without_hits, examples = 0, []
-    for chunk in chunks:
-        ids = json.loads((parts / no_hits_name(chunk.index)).read_text())
-        without_hits += len(ids)
-        examples += ids[: 10 - len(examples)]
-    shutil.rmtree(work, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    logger.info("done: %d queries, %s (%.1fs, %.1f q/s)", total, output, seconds, total / max(seconds, 1e-9))
-    if without_hits:
-        logger.warning(
-            "%d of %d queries matched no document and have no line in the run, e.g. %s", without_hits, total, examples
-        )
-    return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits)
+            ids = json.loads((parts / no_hits_name(chunk.index)).read_text())
+            without_hits += len(ids)
+            examples += ids[: 10 - len(examples)]
+        shutil.rmtree(work, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        logger.info("done: %d queries, %s (%.1fs, %.1f q/s)", total, output, seconds, total / max(seconds, 1e-9))
+        if without_hits:
+            logger.warning(
+                "%d of %d queries matched no document and have no line in the run, e.g. %s",
+                without_hits,
+                total,
+                examples,
+            )
+        return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits)
 
 
 def _beir_query_files(split: str | None) -> tuple[str, ...]:

@@ -22,13 +22,15 @@ def fresh_log_handler():
     logging.getLogger("rayir").handlers.clear()
 
 
-def fails(capsys, *args: str, status: int = 2) -> str:
-    """Run ``rayir *args``; assert the exit status and one error line without a traceback."""
+def fails(capsys, command: str, status: int = 2) -> str:
+    """Run ``rayir <command>`` (split like a shell); assert the exit status and one error line
+    without a traceback."""
     import logging
+    import shlex
 
     logging.getLogger("rayir").handlers.clear()
     with pytest.raises(SystemExit) as exit_:
-        main(list(args))
+        main(shlex.split(command))
     assert exit_.value.code == status
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -47,18 +49,16 @@ def bm25_output(tmp_path_factory, sample_collection) -> Path:
 def test_bad_documents_are_one_line_naming_file_and_line(capsys, tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b", "text": 5}\n')
-    line = fails(capsys, "encode", "--corpus", str(corpus), "--output", str(tmp_path / "e"), "--in_process", "true")
+    line = fails(capsys, f"encode --corpus {corpus} --output {tmp_path / 'e'} --in_process true")
     assert f"{corpus}:2: 'text' must be a string" in line
 
     packed = gzip.compress(b"".join(b'{"_id": "d%d", "text": "t"}\n' % i for i in range(3000)))
     truncated = tmp_path / "c.jsonl.gz"
     truncated.write_bytes(packed[: len(packed) // 2])
-    line = fails(capsys, "encode", "--corpus", str(truncated), "--output", str(tmp_path / "g"), "--in_process", "true")
+    line = fails(capsys, f"encode --corpus {truncated} --output {tmp_path / 'g'} --in_process true")
     assert str(truncated) in line and "truncated or corrupt" in line
 
-    line = fails(
-        capsys, "encode", "--corpus", str(corpus), "--output", str(tmp_path / "h"), "--encoding.batch_size", "0"
-    )
+    line = fails(capsys, f"encode --corpus {corpus} --output {tmp_path / 'h'} --encoding.batch_size 0")
     assert "batch_size must be >= 1" in line
 
 
@@ -67,48 +67,25 @@ def test_bad_judgements_and_paths_that_are_directories(capsys, tmp_path, bm25_ou
     run.write_text("q1 Q0 d01 1 2.5 x\n")
     qrels = tmp_path / "q.qrels"
     qrels.write_text("q1 0 d01 1\nq1 0 d02 inf\n")
-    assert f"{qrels}:2: relevance 'inf' is not a whole number" in fails(
-        capsys, "evaluate", "--run", str(run), "--qrels", str(qrels)
-    )
-    assert "run=" in fails(capsys, "evaluate", "--run", str(tmp_path), "--qrels", str(qrels))
+    line = fails(capsys, f"evaluate --run {run} --qrels {qrels}")
+    assert f"{qrels}:2: relevance 'inf' is not a whole number" in line
+    assert "run=" in fails(capsys, f"evaluate --run {tmp_path} --qrels {qrels}")
     # Before: found only when writing the run, after every query had been searched.
-    line = fails(
-        capsys, "search", "--index", str(bm25_output / "index"), "--queries", "x.jsonl", "--output", str(tmp_path)
-    )
+    line = fails(capsys, f"search --index {bm25_output / 'index'} --queries x.jsonl --output {tmp_path}")
     assert f"output={str(tmp_path)!r} is a directory" in line
 
 
-def test_settings_that_do_not_apply_fail_before_any_work(
-    capsys, tmp_path, sample_collection, tiny_bert_dir, bm25_output
-):
+def test_settings_that_do_not_apply_fail_early(capsys, tmp_path, sample_collection, tiny_bert_dir, bm25_output):
     line = fails(
         capsys,
-        "search",
-        "--index",
-        str(bm25_output / "index"),
-        "--queries",
-        str(sample_collection),
-        "--output",
-        str(tmp_path / "x.run"),
-        "--in_process",
-        "true",
-        "--serving.shard_options",
-        '{"nprobe": 8}',
+        f"search --index {bm25_output / 'index'} --queries {sample_collection} --output {tmp_path / 'x.run'} "
+        "--in_process true --serving.shard_options '{\"nprobe\": 8}'",
     )
     assert "shard_options ['nprobe'] do not apply to a sparse index" in line
     line = fails(
         capsys,
-        "index",
-        "--corpus",
-        str(sample_collection),
-        "--output",
-        str(tmp_path / "dense"),
-        "--model",
-        str(tiny_bert_dir),
-        "--factory",
-        "IVFbogus",
-        "--in_process",
-        "true",
+        f"index --corpus {sample_collection} --output {tmp_path / 'dense'} --model {tiny_bert_dir} "
+        "--factory IVFbogus --in_process true",
     )
     assert "factory='IVFbogus' is not a Faiss index factory string" in line
 
@@ -116,19 +93,10 @@ def test_settings_that_do_not_apply_fail_before_any_work(
 def test_unknown_ids_and_changed_embeddings(capsys, tmp_path, sample_collection, tiny_bert_dir, bm25_output):
     run = tmp_path / "first.run"
     run.write_text("q1 Q0 d01 1 2.0 x\nq1 Q0 nope 2 1.0 x\n")
-    args = ["--queries", str(sample_collection), "--corpus", str(sample_collection), "--in_process", "true"]
     line = fails(
         capsys,
-        "re_rank",
-        "--model",
-        str(tiny_bert_dir),
-        "--kind",
-        "bi",
-        "--run",
-        str(run),
-        "--output",
-        str(tmp_path / "o"),
-        *args,
+        f"re_rank --model {tiny_bert_dir} --kind bi --run {run} --output {tmp_path / 'o'} "
+        f"--queries {sample_collection} --corpus {sample_collection} --in_process true",
     )
     assert "1 candidate document(s) not in the corpus, e.g. ['nope']" in line
 
@@ -136,18 +104,8 @@ def test_unknown_ids_and_changed_embeddings(capsys, tmp_path, sample_collection,
     original = shard.read_bytes()
     shard.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
     try:
-        line = fails(
-            capsys,
-            "index",
-            "--corpus",
-            str(sample_collection),
-            "--output",
-            str(bm25_output),
-            "--model",
-            "bm25",
-            "--in_process",
-            "true",
-        )
+        command = f"index --corpus {sample_collection} --output {bm25_output} --model bm25 --in_process true"
+        line = fails(capsys, command)
         assert f"{shard}: differs from the checksum" in line
     finally:
         shard.write_bytes(original)
@@ -165,11 +123,11 @@ def test_full_disk_and_ctrl_c(capsys, tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.json"))
 
     monkeypatch.setattr(rayir.atomic, "write_json", no_space)
-    line = fails(capsys, "evaluate", "--run", str(run), "--qrels", str(qrels), "--output", str(tmp_path / "m.json"))
+    line = fails(capsys, f"evaluate --run {run} --qrels {qrels} --output {tmp_path / 'm.json'}")
     assert "No space left on device" in line and "m.json" in line
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(rayir.evaluate, "evaluate", interrupted)
-    assert fails(capsys, "evaluate", "--run", str(run), "--qrels", str(qrels), status=130).startswith("interrupted")
+    assert fails(capsys, f"evaluate --run {run} --qrels {qrels}", status=130).startswith("interrupted")

@@ -326,11 +326,13 @@ def test_merge_of_shard_top_k_equals_global_top_k_with_ties():
 def test_ordinals_follow_code_point_order_for_any_doc_id(tmp_path):
     """Ordinals come from Arrow's sort of the ids: non-ASCII ids and ids with a NUL sort as Python
     sorts them, come back unchanged, and merge in id order with ties."""
+    from rayir.atomic import sha256_file
     from rayir.index.ordinals import ordinals_of, write_doc_table
 
     ids = ["b", "a", "é-doc", "ä", "a\0"]
     pa.parquet.write_table(pa.table({"doc_id": pa.array(ids)}), tmp_path / "part.parquet")
-    assert write_doc_table(str(tmp_path), ["part.parquet"], str(tmp_path)) == 5
+    shard = {"file": "part.parquet", "sha256": sha256_file(tmp_path / "part.parquet")}
+    assert write_doc_table(str(tmp_path), [shard], str(tmp_path)) == 5
     table = read_doc_table(tmp_path)
     assert table.to_pylist() == sorted(ids)
     ordinals = ordinals_of(pa.array(ids), tmp_path)

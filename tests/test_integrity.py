@@ -169,3 +169,10 @@ def test_on_ray_a_corrupt_shard_or_a_wrong_option_fails_once_by_name(ray_session
     with pytest.raises(ConfigError, match=r"shard_options \['nprobe'\] do not apply to a sparse index"):
         Searcher(indexes["sparse"], shard_options={"nprobe": 4})
     assert time.perf_counter() - started < 20
+
+    embeddings = tmp_path / "emb"  # a task's error reaches the driver as itself, not Ray's wrapper
+    shutil.copytree(indexes["sparse"].parent / "sparse-emb", embeddings)
+    shard = sorted((embeddings / "embeddings").glob("part-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
+    with pytest.raises(IntegrityError, match="differs from the checksum"):
+        build_index(embeddings, tmp_path / "index")

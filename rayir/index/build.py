@@ -31,7 +31,7 @@ from ..encode.formats import dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
 from ..errors import IntegrityError
 from ..execution import executor
-from ..integrity import checksum_files, inside, verify_file
+from ..integrity import checksum_files, inside
 from ..locks import output_lock
 from .manifest import DOC_TABLE, INDEX_MANIFEST, write_index_manifest
 from .ordinals import ordinals_of, write_doc_table
@@ -64,11 +64,11 @@ def build_index_shard(
     factory: str,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Build one index shard from some embedding Parquet files (their manifest entries; each is
-    verified against its checksum and row count first). Runs as a task; returns the shard's
-    ``meta.json`` plus the checksums of its files. Only the backend in use is imported: a sparse
-    index needs neither torch nor Faiss."""
-    table = pa.concat_tables([_verified_shard(Path(embeddings_dir), entry) for entry in files])
+    """Build one index shard from some embedding Parquet files (their manifest entries, whose
+    checksums :func:`.ordinals.write_doc_table` verified; row counts are checked here). Runs as a
+    task; returns the shard's ``meta.json`` plus the checksums of its files. Only the backend in
+    use is imported: a sparse index needs neither torch nor Faiss."""
+    table = pa.concat_tables([_counted_shard(Path(embeddings_dir), entry) for entry in files])
     ids = table.column("doc_id").combine_chunks()
     ordinals = ordinals_of(ids, index_dir)
     doc_ids = ids.to_pylist()
@@ -81,9 +81,8 @@ def build_index_shard(
     }
 
 
-def _verified_shard(embeddings_dir: Path, entry: dict[str, Any]) -> pa.Table:
+def _counted_shard(embeddings_dir: Path, entry: dict[str, Any]) -> pa.Table:
     path = embeddings_dir / entry["file"]
-    verify_file(path, entry["sha256"], remedy="encode the corpus again")
     table = pq.read_table(path)
     if table.num_rows != entry["rows"]:
         raise IntegrityError(f"{path}: {table.num_rows} rows, the embeddings manifest says {entry['rows']}")
@@ -167,11 +166,10 @@ def build_index(
                 raise FileExistsError(f"{index_dir}: an index is already there; pass overwrite=True to rebuild")
             shutil.rmtree(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
-        files = [s["file"] for s in manifest["shards"]]
         groups = _groups(manifest["shards"], num_shards)
         started = time.perf_counter()
         run = executor(in_process)
-        [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), files, str(index_dir))])
+        [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), manifest["shards"], str(index_dir))])
         jobs = [
             (
                 str(embeddings_dir),

@@ -7,6 +7,7 @@ looks its own documents up in it. Neither step runs in the driver.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,17 +16,22 @@ import pyarrow.parquet as pq
 
 from ..atomic import write_with
 from ..errors import IntegrityError
+from ..integrity import verify_file
 from .manifest import DOC_TABLE, read_doc_table
 
 
-def write_doc_table(embeddings_dir: str, files: list[str], index_dir: str) -> int:
-    """Sort every doc id of the embedding shards into ``<index_dir>/doc_ids.parquet``; returns the count.
+def write_doc_table(embeddings_dir: str, shards: list[dict[str, Any]], index_dir: str) -> int:
+    """Sort every doc id of the embedding shards (their manifest entries) into
+    ``<index_dir>/doc_ids.parquet``; returns the count. It runs before any index shard is built and
+    first verifies each embedding shard against its checksum, so a corrupt shard stops the build
+    here, by name; a document id in two shards does too.
 
     Arrow compares strings by their UTF-8 bytes, which is code-point order: the order Python's
     ``sorted`` gives and run files use for ties."""
-    ids = pa.concat_arrays(
-        [pq.read_table(Path(embeddings_dir) / f, columns=["doc_id"]).column("doc_id").combine_chunks() for f in files]
-    )
+    paths = [Path(embeddings_dir) / shard["file"] for shard in shards]
+    for path, shard in zip(paths, shards):
+        verify_file(path, shard["sha256"], remedy="encode the corpus again")
+    ids = pa.concat_arrays([pq.read_table(p, columns=["doc_id"]).column("doc_id").combine_chunks() for p in paths])
     ordered = ids.take(pc.sort_indices(ids))
     repeated = pc.equal(ordered[1:], ordered[:-1]) if len(ordered) > 1 else pa.array([], pa.bool_())
     if pc.any(repeated).as_py():

@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print("| shard | documents | bytes | load s | load + verify s | verify / load |")
+    print("| shard | documents | bytes | load s | load + verify s | verifying adds |")
     print("|---|---|---|---|---|---|")
     for directory in args.shards:
         files = checksum_files(directory)  # also warms the page cache

@@ -277,27 +277,29 @@ def re_rank(
     import shutil
 
     from ..data import write_run
+    from ..locks import output_lock
     from ..serve.rerank import rerank as rerank_run
 
     # Staged beside the output (storage the job's nodes share), not in a driver-local temp dir.
     work = Path(work_dir) if work_dir else Path(output).with_name(f".{Path(output).name}.rerank-work")
-    result = rerank_run(
-        model,
-        run,
-        queries,
-        corpus,
-        depth=depth,
-        split=split,
-        kind=kind,
-        work_dir=work,
-        first_stage_weight=first_stage_weight,
-        in_process=in_process,
-        model_config=model_config,
-        scoring=scoring,
-    )
-    write_run(result, output, tag=tag)
-    if not work_dir:
-        shutil.rmtree(work, ignore_errors=True)
+    with output_lock(Path(output)):
+        result = rerank_run(
+            model,
+            run,
+            queries,
+            corpus,
+            depth=depth,
+            split=split,
+            kind=kind,
+            work_dir=work,
+            first_stage_weight=first_stage_weight,
+            in_process=in_process,
+            model_config=model_config,
+            scoring=scoring,
+        )
+        write_run(result, output, tag=tag)
+        if not work_dir:
+            shutil.rmtree(work, ignore_errors=True)
     return _report(
         {
             "stage": "re_rank",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic import write_json
+from ..locks import output_lock
 from ..loss_base import Loss
 from ..ray_runtime import ensure_ray
 from .options import Optimization, Scaling, TrainingData, ValidationData
@@ -72,73 +73,74 @@ def fit(
     if scaling.num_workers < 1 or optimization.batch_size < 1:
         raise ValueError("num_workers and batch_size must be >= 1")
     out = Path(output).resolve()
-    final = out / CHECKPOINT_DIR
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} exists: a finished training run; pass overwrite to train again")
-    if overwrite:
-        shutil.rmtree(out / "ray_train", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    ensure_ray()
-    # Ray Train runs workers in their own directory: relative paths must be resolved here.
-    data = _with_absolute_paths(data)
-    validation = _with_absolute_paths(validation) if validation else None
-    config = {
-        "model": _absolute(model),
-        "kind": kind,
-        "data": data,
-        "validation": validation,
-        "losses": list(losses),
-        "optimization": optimization,
-        "scaling": scaling,
-        "model_config": model_config or {},
-        "callbacks": list(callbacks),
-    }
-    trainer = TorchTrainer(
-        train_worker,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(
-            num_workers=scaling.num_workers,
-            use_gpu=scaling.use_gpu,
-            resources_per_worker={"CPU": scaling.cpus_per_worker},
-        ),
-        run_config=RunConfig(
-            name="fit",
-            storage_path=str(out / "ray_train"),
-            failure_config=FailureConfig(max_failures=scaling.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=scaling.keep_checkpoints),
-        ),
-    )
-    start = time.perf_counter()
-    result = trainer.fit()
-    seconds = time.perf_counter() - start
-    if result.error is not None:
-        raise RuntimeError(f"training failed: {result.error}") from result.error
-    if result.checkpoint is None:
-        raise RuntimeError("training reported no checkpoint")
-    metrics = {k: float(v) for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
-    with result.checkpoint.as_directory() as directory:
-        _install(Path(directory) / MODEL_SUBDIR, final)
-    steps = int(metrics.get("step", 0))
-    summary = FitResult(final, metrics, steps, int(metrics.get("samples", 0)), seconds)
-    write_json(
-        out / "training.json",
-        {
-            "model": model,
+    with output_lock(out):
+        final = out / CHECKPOINT_DIR
+        if final.exists() and not overwrite:
+            raise FileExistsError(f"{final} exists: a finished training run; pass overwrite to train again")
+        if overwrite:
+            shutil.rmtree(out / "ray_train", ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        ensure_ray()
+        # Ray Train runs workers in their own directory: relative paths must be resolved here.
+        data = _with_absolute_paths(data)
+        validation = _with_absolute_paths(validation) if validation else None
+        config = {
+            "model": _absolute(model),
             "kind": kind,
-            "checkpoint": str(final),
-            "metrics": metrics,
-            "steps": steps,
-            "seconds": round(seconds, 2),
-            "samples_per_second": round(summary.samples_per_second, 2),
-            "losses": [repr(loss) for loss in losses],
-            "data": asdict(data),
-            "validation": asdict(validation) if validation else None,
-            "optimization": asdict(optimization),
-            "scaling": asdict(scaling),
+            "data": data,
+            "validation": validation,
+            "losses": list(losses),
+            "optimization": optimization,
+            "scaling": scaling,
             "model_config": model_config or {},
-        },
-    )
-    return summary
+            "callbacks": list(callbacks),
+        }
+        trainer = TorchTrainer(
+            train_worker,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(
+                num_workers=scaling.num_workers,
+                use_gpu=scaling.use_gpu,
+                resources_per_worker={"CPU": scaling.cpus_per_worker},
+            ),
+            run_config=RunConfig(
+                name="fit",
+                storage_path=str(out / "ray_train"),
+                failure_config=FailureConfig(max_failures=scaling.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=scaling.keep_checkpoints),
+            ),
+        )
+        start = time.perf_counter()
+        result = trainer.fit()
+        seconds = time.perf_counter() - start
+        if result.error is not None:
+            raise RuntimeError(f"training failed: {result.error}") from result.error
+        if result.checkpoint is None:
+            raise RuntimeError("training reported no checkpoint")
+        metrics = {k: float(v) for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+        with result.checkpoint.as_directory() as directory:
+            _install(Path(directory) / MODEL_SUBDIR, final)
+        steps = int(metrics.get("step", 0))
+        summary = FitResult(final, metrics, steps, int(metrics.get("samples", 0)), seconds)
+        write_json(
+            out / "training.json",
+            {
+                "model": model,
+                "kind": kind,
+                "checkpoint": str(final),
+                "metrics": metrics,
+                "steps": steps,
+                "seconds": round(seconds, 2),
+                "samples_per_second": round(summary.samples_per_second, 2),
+                "losses": [repr(loss) for loss in losses],
+                "data": asdict(data),
+                "validation": asdict(validation) if validation else None,
+                "optimization": asdict(optimization),
+                "scaling": asdict(scaling),
+                "model_config": model_config or {},
+            },
+        )
+        return summary
 
 
 def _absolute(value: str | None) -> str | None:

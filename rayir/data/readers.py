@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -48,14 +48,14 @@ def read_docs(source: str | Path, check_duplicates: bool = True) -> Iterator[Doc
     (memory grows with the number of ids, not with the texts).
     """
     records = (record for _, record in _doc_records(source))
-    yield from _unique(records, source, "doc", lambda doc: doc.doc_id) if check_duplicates else records
+    yield from _unique(records, source, "doc") if check_duplicates else records
 
 
-def _unique(records: Iterator, source: str | Path, kind: str, id_of: Callable[[Any], str]) -> Iterator:
+def _unique(records: Iterator, source: str | Path, kind: str) -> Iterator:
     """``records`` as they come; a repeated id raises :class:`DuplicateIdError` naming it."""
     seen: set[str] = set()
     for record in records:
-        record_id = id_of(record)
+        record_id = _id_of(record)
         if record_id in seen:
             raise duplicate_id_error(source, kind, record_id)
         seen.add(record_id)
@@ -105,7 +105,7 @@ def read_queries(source: str | Path, split: str | None = None, check_duplicates:
     ``check_duplicates`` is off for a caller that checks in bounded memory itself (batch search).
     """
     records = (record for _, record in _query_records(source, split))
-    yield from _unique(records, source, "query", lambda query: query.query_id) if check_duplicates else records
+    yield from _unique(records, source, "query") if check_duplicates else records
 
 
 def _query_records(source: str | Path, split: str | None) -> Located:
@@ -133,7 +133,7 @@ def beir_file(directory: Path, name: str) -> Path:
     raise FileNotFoundError(f"{directory}: not a BEIR directory (no {name})")
 
 
-def _by_suffix(path: Path, kind: str) -> Iterator:
+def _by_suffix(path: Path, kind: str) -> Located:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     suffixes = [s for s in path.suffixes if s != ".gz"]
@@ -162,7 +162,7 @@ def _make(kind: str, record_id: str, text: str):
 # ----------------------------------------------------------------------------- formats
 
 
-def _jsonl(path: Path, kind: str) -> Iterator:
+def _jsonl(path: Path, kind: str) -> Located:
     for line_no, line in numbered_lines(path):
         record = parse_jsonl_line(path, line_no, line, kind)
         if record is not None:
@@ -191,7 +191,7 @@ def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
     return _make(kind, record_id, text)
 
 
-def _tsv(path: Path, kind: str) -> Iterator:
+def _tsv(path: Path, kind: str) -> Located:
     for line_no, line in numbered_lines(path):
         record = parse_tsv_line(path, line_no, line, kind)
         if record is not None:
@@ -232,14 +232,14 @@ def line_format(source: str | Path) -> tuple[Path, str] | None:
     return None
 
 
-def _parquet(path: Path, kind: str) -> Iterator:
+def _parquet(path: Path, kind: str) -> Located:
     try:
         yield from _parquet_rows(path, kind)
     except (pa.ArrowException, OSError) as err:  # not Parquet, truncated, a corrupt page
         raise DataFormatError(path, None, f"not a readable Parquet file ({err})") from None
 
 
-def _parquet_rows(path: Path, kind: str) -> Iterator:
+def _parquet_rows(path: Path, kind: str) -> Located:
     parquet = pq.ParquetFile(path)
     columns = set(parquet.schema_arrow.names)
     id_column = next((k for k in (f"{kind}_id", *ID_KEYS[kind]) if k in columns), None)
@@ -297,7 +297,7 @@ def _trec_records(path: Path, record_tag: str) -> Iterator[tuple[int, str]]:
         raise DataFormatError(path, start, f"record not closed by {close_tag}")
 
 
-def _trec_docs(path: Path) -> Iterator[DocSample]:
+def _trec_docs(path: Path) -> Located:
     for line_no, body in _trec_records(path, "doc"):
         match = re.search(r"<DOCNO>\s*(.*?)\s*</DOCNO>", body, flags=re.IGNORECASE | re.DOTALL)
         if match is None or not match.group(1):
@@ -307,7 +307,7 @@ def _trec_docs(path: Path) -> Iterator[DocSample]:
         yield line_no, DocSample(checked_id(path, line_no, match.group(1), "DOCNO"), text)
 
 
-def _trec_topics(path: Path) -> Iterator[QuerySample]:
+def _trec_topics(path: Path) -> Located:
     for line_no, body in _trec_records(path, "top"):
         fields: dict[str, str] = {}
         # Each field runs from its tag to the next tag (closing tags optional, as in classic topics).

@@ -23,7 +23,7 @@ from ..execution import executor
 from ..index.hits import HitMatrix, merge_hits
 from ..index.manifest import read_doc_table, read_index_manifest
 from ..index.queries import QueryBatch
-from ..integrity import inside, verify_files
+from ..integrity import verify_files
 from ..options import ServingOptions
 from .query_encoder import index_query_encoder
 from .results import SearchResult
@@ -197,7 +197,7 @@ def _shard_worker_args(
     """Constructor arguments of each shard's worker, and the placement they all get."""
     args = [
         (
-            str(inside(index_dir, s["dir"], "shard")),
+            str(index_dir / s["dir"]),  # read_index_manifest checked it stays inside the index
             serving.shard_options or {},
             serving.threads_per_shard,
             s["files"] if serving.verify else None,

@@ -225,7 +225,10 @@ def _started(run: Any, args: list[tuple], placement: dict[str, Any]) -> list[Any
     workers = run.actors(IndexShardActor, args, **placement)
     try:
         for worker in workers:
-            run.result(run.call(worker, "ready"))
+            try:
+                run.result(run.call(worker, "ready"))
+            except run.retryable_errors:  # its process died: searching restarts or replaces it
+                logger.warning("shard worker %s died while loading; it is restarted when searched", worker)
     except BaseException:
         for worker in workers:
             run.kill(worker)

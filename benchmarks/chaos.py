@@ -248,16 +248,30 @@ class Tally:
 MAX_ATTEMPTS = 5
 
 
-def run_trials(workload: Workload, data: str, trials: int, work: Path, rng: random.Random, max_delay: float) -> Tally:
-    """A no-fault run, then ``trials`` runs each with one to two kills; every outcome checked."""
+def run_trials(
+    workload: Workload, data: str, trials: int, work: Path, rng: random.Random, max_delay: float, paired: bool = False
+) -> Tally:
+    """A no-fault run (the reference), then ``trials`` runs each with one or two kills; every
+    outcome checked. ``paired`` also runs the work without faults before each trial, so that the
+    overhead compares warm runs under the same conditions (the reference alone is a cold start)."""
     import shutil
 
     tally = Tally(workload.name, data)
     started = time.perf_counter()
     reference = workload.run(work / "reference")
-    tally.baseline_s = time.perf_counter() - started
+    baselines = [time.perf_counter() - started]
     for trial in range(trials):
         output = work / f"trial-{trial}"
+        if paired:
+            if trial == 0:
+                baselines.clear()  # the reference was a cold start: compare warm runs only
+            started = time.perf_counter()
+            outcome = workload.run(output)
+            baselines.append(time.perf_counter() - started)
+            problems = workload.check(outcome, reference)
+            tally.lost += bool(problems)
+            tally.problems += [f"trial {trial} without faults: {p}" for p in problems]
+            shutil.rmtree(output, ignore_errors=True)
         for _ in range(MAX_ATTEMPTS):  # a trial counts once a kill landed before the work ended
             with FaultThread(TARGETS[workload.name], rng.choice([1, 2]), max_delay, rng) as faults:
                 started = time.perf_counter()
@@ -282,6 +296,7 @@ def run_trials(workload: Workload, data: str, trials: int, work: Path, rng: rand
             faults.killed,
             problems or "intact",
         )
+    tally.baseline_s = statistics.fmean(baselines)
     return tally
 
 
@@ -332,7 +347,13 @@ def scifact_cut(source: Path, documents: int, target: Path) -> Path:
 
 
 def chaos(
-    collections: dict[str, Path], work: Path, trials: int, workloads: list[str], seed: int, fit_steps: int
+    collections: dict[str, Path],
+    work: Path,
+    trials: int,
+    workloads: list[str],
+    seed: int,
+    fit_steps: int,
+    paired: bool = False,
 ) -> list[Tally]:
     """Every workload on every collection; returns one tally each."""
     from rayir.encode import encode_corpus
@@ -358,7 +379,7 @@ def chaos(
         else:
             workload = fit_workload(model, collection, fit_steps)
             delay = 8.0
-        tallies.append(run_trials(workload, data, trials, place, rng, delay))
+        tallies.append(run_trials(workload, data, trials, place, rng, delay, paired))
     return tallies
 
 
@@ -369,6 +390,9 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=["encode", "search", "fit"], choices=list(TARGETS))
     parser.add_argument("--fit-steps", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--paired", action="store_true", help="a run without faults before each trial: the overhead's baseline"
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rayir-chaos"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -385,7 +409,7 @@ def main() -> None:
             scifact, args.scifact, args.cache / f"scifact-{args.scifact}"
         )
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    tallies = chaos(collections, args.cache, args.trials, args.workloads, args.seed, args.fit_steps)
+    tallies = chaos(collections, args.cache, args.trials, args.workloads, args.seed, args.fit_steps, args.paired)
     print(format_table([t.row() for t in tallies]))
     for tally in tallies:
         for problem in tally.problems:

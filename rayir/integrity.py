@@ -28,10 +28,15 @@ def inside(root: Path, relative: object, what: str) -> Path:
 def checksum_files(directory: Path) -> dict[str, dict[str, Any]]:
     """``{relative path: {bytes, sha256}}`` of every file under ``directory`` (temp files excluded)."""
     return {
-        path.relative_to(directory).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        path.relative_to(directory).as_posix(): file_checksum(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and not path.name.endswith(".tmp")
     }
+
+
+def file_checksum(path: Path) -> dict[str, Any]:
+    """The ``{bytes, sha256}`` entry a manifest records for one file."""
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def verify_files(directory: Path, expected: dict[str, dict[str, Any]]) -> None:

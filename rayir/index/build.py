@@ -26,12 +26,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import sha256_file
 from ..encode.formats import dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
 from ..errors import IntegrityError
 from ..execution import executor
-from ..integrity import checksum_files, inside
+from ..integrity import checksum_files, file_checksum, inside
 from ..locks import output_lock
 from .manifest import DOC_TABLE, INDEX_MANIFEST, write_index_manifest
 from .ordinals import ordinals_of, write_doc_table
@@ -128,7 +127,7 @@ def _build_backend(
 
 def _index_level_checksums(index_dir: Path, query_files: str | None) -> dict[str, Any]:
     """Checksums of the files outside the shards: the doc-id table and the query encoder's files."""
-    files = {DOC_TABLE: {"bytes": (index_dir / DOC_TABLE).stat().st_size, "sha256": sha256_file(index_dir / DOC_TABLE)}}
+    files = {DOC_TABLE: file_checksum(index_dir / DOC_TABLE)}
     if query_files is not None:
         files.update({f"{query_files}/{k}": v for k, v in checksum_files(index_dir / query_files).items()})
     return files

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from ray.train.v2._internal.execution.callback import WorkerGroupCallback
 from safetensors.torch import load_file, save_file
 
 from rayir.data.datamodule import RankBatch
@@ -312,3 +313,58 @@ def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_d
     }[kind]
     with pytest.raises(ValueError):  # duplicates, or a loss this model type cannot take
         module.configure_training(wrong)
+
+
+class KillAWorkerWhileTheGroupStarts(WorkerGroupCallback):
+    """On the first worker group only: kill one worker after the group is marked started.
+
+    That is where a worker lost during the torch process-group set-up dies; Ray 2.60 then
+    raised the start's error and kept the group (its other worker and its placement group) alive.
+    """
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def after_worker_group_start(self, worker_group) -> None:
+        import ray
+
+        if os.path.exists(self.marker):
+            return
+        Path(self.marker).touch()
+        victim = worker_group.get_workers()[1].actor
+        ray.kill(victim)
+        ray.get(victim.get_metadata.remote())  # raises RayActorError, as a dead worker's set-up call does
+
+
+def test_a_worker_lost_while_its_group_starts_does_not_stall_training(
+    ray_session, tiny_bert_dir, sample_collection, tmp_path
+):
+    """The failed group's CPUs are released, so the next group starts and training ends at its steps."""
+    import threading
+
+    import ray.cloudpickle
+
+    from rayir.train.options import Optimization, Scaling
+    from rayir.train.ray_trainer import fit
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    marker = str(tmp_path / "killed")
+    outcome = {}
+
+    def train() -> None:
+        outcome["result"] = fit(
+            str(tiny_bert_dir),
+            tmp_path / "out",
+            judged_pairs(sample_collection),
+            [InBatchCrossEntropy(temperature=0.1)],
+            optimization=Optimization(batch_size=2, max_steps=2, max_epochs=5, lr=1e-3),
+            scaling=Scaling(num_workers=2, max_failures=1),
+            callbacks=[KillAWorkerWhileTheGroupStarts(marker)],
+        )
+
+    training = threading.Thread(target=train, daemon=True)  # stalled, it must not hold the session
+    training.start()
+    training.join(timeout=150)
+    assert not training.is_alive(), "training stalled after a worker died while its group started"
+    assert Path(marker).exists()
+    assert outcome["result"].steps == 2

@@ -60,10 +60,13 @@ def fit(
 ) -> FitResult:
     """Fine-tune ``model`` (a bi- or cross-encoder directory) on ``data``; returns the final checkpoint.
 
-    ``callbacks`` are extra Lightning callbacks run on every worker (tests inject failures with them).
+    ``callbacks`` are extra Lightning callbacks run on every worker, or Ray Train callbacks run by its
+    controller (tests inject failures with both kinds).
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.callback import RayTrainCallback
+
+    from .worker_groups import TorchTrainer
 
     optimization, scaling = optimization or Optimization(), scaling or Scaling()
     if kind not in ("bi", "cross"):
@@ -93,7 +96,7 @@ def fit(
             "optimization": optimization,
             "scaling": scaling,
             "model_config": model_config or {},
-            "callbacks": list(callbacks),
+            "callbacks": [c for c in callbacks if not isinstance(c, RayTrainCallback)],
         }
         trainer = TorchTrainer(
             train_worker,
@@ -108,6 +111,7 @@ def fit(
                 storage_path=str(out / "ray_train"),
                 failure_config=FailureConfig(max_failures=scaling.max_failures),
                 checkpoint_config=CheckpointConfig(num_to_keep=scaling.keep_checkpoints),
+                callbacks=[c for c in callbacks if isinstance(c, RayTrainCallback)],
             ),
         )
         start = time.perf_counter()

@@ -31,6 +31,7 @@ import os
 import random
 import signal
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -225,6 +226,7 @@ class Tally:
     trials: int = 0
     faults: int = 0
     lost: int = 0  # runs with any problem
+    stalled: bool = False  # a run hung: the trials stopped there
     missed: int = 0  # runs that ended before a kill landed (repeated; checked all the same)
     baseline_s: float = 0.0
     fault_s: list[float] = field(default_factory=list)
@@ -239,6 +241,7 @@ class Tally:
             "faults": self.faults,
             "missed": self.missed,
             "lost": self.lost,
+            "stalled": "yes" if self.stalled else "no",
             "no_fault_s": round(self.baseline_s, 2),
             "with_faults_s": round(mean, 2),
             "overhead": round(mean / self.baseline_s, 2) if self.baseline_s else float("nan"),
@@ -248,12 +251,44 @@ class Tally:
 MAX_ATTEMPTS = 5
 
 
+class Stalled(Exception):
+    """A run that did not end within the stall limit (a hang is a failure, not a long trial)."""
+
+
+def within(limit: float, work: Callable[[], Any]) -> Any:
+    """``work()`` in a daemon thread, or :class:`Stalled` after ``limit`` seconds."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        raise Stalled(f"no result after {limit:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run_trials(
-    workload: Workload, data: str, trials: int, work: Path, rng: random.Random, max_delay: float, paired: bool = False
+    workload: Workload,
+    data: str,
+    trials: int,
+    work: Path,
+    rng: random.Random,
+    max_delay: float,
+    paired: bool = False,
+    stall_s: float = 600.0,
 ) -> Tally:
     """A no-fault run (the reference), then ``trials`` runs each with one or two kills; every
     outcome checked. ``paired`` also runs the work without faults before each trial, so that the
-    overhead compares warm runs under the same conditions (the reference alone is a cold start)."""
+    overhead compares warm runs under the same conditions (the reference alone is a cold start).
+    A run longer than ``stall_s`` ends the trials: it is counted lost and the tally marked stalled."""
     import shutil
 
     tally = Tally(workload.name, data)
@@ -275,7 +310,15 @@ def run_trials(
         for _ in range(MAX_ATTEMPTS):  # a trial counts once a kill landed before the work ended
             with FaultThread(TARGETS[workload.name], rng.choice([1, 2]), max_delay, rng) as faults:
                 started = time.perf_counter()
-                outcome = workload.run(output)
+                try:
+                    outcome = within(stall_s, lambda: workload.run(output))
+                except Stalled as stall:
+                    tally.trials, tally.lost, tally.stalled = tally.trials + 1, tally.lost + 1, True
+                    tally.faults += len(faults.killed)
+                    tally.problems.append(f"trial {trial} stalled after {faults.killed}: {stall}")
+                    logger.error("%s %s trial %d stalled after %s", workload.name, data, trial, faults.killed)
+                    tally.baseline_s = statistics.fmean(baselines)
+                    return tally
                 seconds = time.perf_counter() - started
             problems = workload.check(outcome, reference)
             shutil.rmtree(output, ignore_errors=True)
@@ -354,8 +397,9 @@ def chaos(
     seed: int,
     fit_steps: int,
     paired: bool = False,
+    stall_s: float = 600.0,
 ) -> list[Tally]:
-    """Every workload on every collection; returns one tally each."""
+    """Every workload on every collection; returns one tally each (up to the first stalled one)."""
     from rayir.encode import encode_corpus
     from rayir.index import build_index
 
@@ -379,7 +423,9 @@ def chaos(
         else:
             workload = fit_workload(model, collection, fit_steps)
             delay = 8.0
-        tallies.append(run_trials(workload, data, trials, place, rng, delay, paired))
+        tallies.append(run_trials(workload, data, trials, place, rng, delay, paired, stall_s))
+        if tallies[-1].stalled:
+            break  # the hung run still holds this Ray's workers
     return tallies
 
 
@@ -393,6 +439,7 @@ def main() -> None:
     parser.add_argument(
         "--paired", action="store_true", help="a run without faults before each trial: the overhead's baseline"
     )
+    parser.add_argument("--stall-after", type=float, default=600.0, help="seconds after which a run counts as hung")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rayir-chaos"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -409,13 +456,23 @@ def main() -> None:
             scifact, args.scifact, args.cache / f"scifact-{args.scifact}"
         )
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    tallies = chaos(collections, args.cache, args.trials, args.workloads, args.seed, args.fit_steps, args.paired)
+    tallies = chaos(
+        collections,
+        args.cache,
+        args.trials,
+        args.workloads,
+        args.seed,
+        args.fit_steps,
+        args.paired,
+        args.stall_after,
+    )
     print(format_table([t.row() for t in tallies]))
     for tally in tallies:
         for problem in tally.problems:
             print(f"LOST {tally.workload} {tally.data}: {problem}")
     if any(t.lost for t in tallies):
-        raise SystemExit(1)
+        sys.stdout.flush()
+        os._exit(1)  # a stalled run's thread may still wait on Ray: do not wait for it
 
 
 if __name__ == "__main__":

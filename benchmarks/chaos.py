@@ -262,7 +262,7 @@ def within(limit: float, work: Callable[[], Any]) -> Any:
     def target() -> None:
         try:
             outcome["value"] = work()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as error:  # re-raised in the caller's thread
             outcome["error"] = error
 
     thread = threading.Thread(target=target, daemon=True)
@@ -319,8 +319,13 @@ def run_trials(
                     logger.error("%s %s trial %d stalled after %s", workload.name, data, trial, faults.killed)
                     tally.baseline_s = statistics.fmean(baselines)
                     return tally
+                except Exception as error:  # the work failed: as lost as a wrong outcome
+                    outcome = error
                 seconds = time.perf_counter() - started
-            problems = workload.check(outcome, reference)
+            if isinstance(outcome, Exception):
+                problems = [f"raised {outcome!r}"[:500]]
+            else:
+                problems = workload.check(outcome, reference)
             shutil.rmtree(output, ignore_errors=True)
             tally.lost += bool(problems)
             tally.problems += [f"trial {trial}: {p}" for p in problems]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import lightning
+import ray.train
 import torch
 from ray.train.lightning import RayTrainReportCallback
 
@@ -22,8 +25,14 @@ class ReportCheckpoint(RayTrainReportCallback):
     Reports every ``every_n_steps`` optimiser steps, and always at the end of each epoch.
     """
 
-    def __init__(self, every_n_steps: int | None = None) -> None:
+    def __init__(self, run_key: str, every_n_steps: int | None = None) -> None:
         super().__init__()
+        # Ray names its staging directory by job id and rank only, so two fits on one machine under
+        # two Ray instances (each job 01000000) shared one. This one is named by the run's output
+        # (``run_key``) and rank; a restarted worker clears what a killed one left there.
+        rank = ray.train.get_context().get_world_rank()
+        self.tmpdir_prefix = os.path.join(tempfile.gettempdir(), f"rayir-fit-staging-{run_key}-rank{rank}")
+        shutil.rmtree(self.tmpdir_prefix, ignore_errors=True)
         self.every_n_steps = every_n_steps
         self._last_step = -1
         self._samples = 0
@@ -35,6 +44,10 @@ class ReportCheckpoint(RayTrainReportCallback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._report(trainer, pl_module)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        """Remove this worker's staging directory (emptied after each report, but left by Ray)."""
+        shutil.rmtree(self.tmpdir_prefix, ignore_errors=True)
 
     # Saved in the Lightning checkpoint, so a resumed run keeps counting from where it stopped.
     def state_dict(self) -> dict[str, int]:

@@ -9,6 +9,7 @@ finished model is copied to ``<output>/checkpoint``, which encoding and re-ranki
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -97,6 +98,7 @@ def fit(
             "scaling": scaling,
             "model_config": model_config or {},
             "callbacks": [c for c in callbacks if not isinstance(c, RayTrainCallback)],
+            "run_key": hashlib.sha256(str(out).encode()).hexdigest()[:16],  # names worker staging dirs
         }
         trainer = TorchTrainer(
             train_worker,
@@ -215,7 +217,7 @@ def train_worker(config: dict[str, Any]) -> None:
         strategy=RayDDPStrategy(find_unused_parameters=True),  # e.g. a BERT pooler no score uses
         plugins=[RayLightningEnvironment()],
         callbacks=[
-            ReportCheckpoint(scaling.checkpoint_every_n_steps),
+            ReportCheckpoint(config["run_key"], scaling.checkpoint_every_n_steps),
             ProgressLog(),
             SetDatasetEpoch(),
             *config["callbacks"],

@@ -5,6 +5,7 @@ Each worker builds the module and datasets itself, trains under ``RayDDPStrategy
 (``model/``) and Lightning's full training state (``checkpoint.ckpt``). After a worker failure Ray
 restarts the group (``max_failures``) and training resumes from the last reported checkpoint. The
 finished model is copied to ``<output>/checkpoint``, which encoding and re-ranking load unchanged.
+The trainer is Ray's, with two repairs for a worker lost while its group starts (``worker_groups``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Training: cross-worker in-batch negatives equal one process over the global batch; a 2-worker
-Ray Train run that survives a worker failure and leaves a checkpoint every stage loads."""
+Ray Train run that survives a worker failure (also one while its group starts) and leaves a checkpoint
+every stage loads."""
 
 from __future__ import annotations
 
@@ -231,9 +232,50 @@ class SaveFinalWeights(lightning.Callback):
             Path(f"{self.path}.step").write_text(str(trainer.global_step))
 
 
-def test_the_last_report_survives_a_loaded_machine(ray_session, tiny_bert_dir, sample_collection, tmp_path):
-    """The final step's report reaches the driver even when it lands inside a status poll, beside a CPU hog."""
+class KillAWorkerWhileTheGroupStarts(WorkerGroupCallback):
+    """Kill one worker after its group is marked started, in the first two groups.
+
+    That is where a worker lost during the torch process-group set-up dies. The first group's
+    start fails right there (as the set-up call to the dead worker does); the second's fails when
+    the training function is launched on the dead worker. Ray 2.60 kept the first group alive
+    (holding its CPUs: the next group waited forever) and did not retry the second failure.
+    """
+
+    def __init__(self, markers: str) -> None:
+        self.markers = Path(markers)
+
+    def after_worker_group_start(self, worker_group) -> None:
+        import ray
+
+        start = len(list(self.markers.glob("*")))
+        if start >= 2:
+            return
+        (self.markers / str(start)).touch()
+        victim = worker_group.get_workers()[1].actor
+        ray.kill(victim)
+        for _ in range(600):  # until the kill has landed: calls to the worker now fail
+            try:
+                ray.get(victim.get_metadata.remote())
+            except ray.exceptions.RayActorError:
+                if start == 0:
+                    raise
+                return
+            time.sleep(0.05)
+
+
+def test_a_fit_ends_complete_through_workers_lost_while_starting_on_a_loaded_machine(
+    ray_session, tiny_bert_dir, sample_collection, tmp_path
+):
+    """One 2-worker fit beside a CPU hog, three faults, a complete result:
+
+    * a worker killed while each of the first two groups starts: both starts are retried and the
+      first group's CPUs are released (Ray 2.60: the next group waited for them forever, or the
+      run failed);
+    * the final step's report lands inside a status poll: it still reaches the driver, and the
+      installed checkpoint holds the final weights.
+    """
     import subprocess
+    import threading
 
     import ray.cloudpickle
 
@@ -241,22 +283,42 @@ def test_the_last_report_survives_a_loaded_machine(ray_session, tiny_bert_dir, s
     from rayir.train.ray_trainer import fit
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    data = judged_pairs(sample_collection)
     weights = str(tmp_path / "final.safetensors")
+    markers = tmp_path / "killed"
+    markers.mkdir()
+    staged_before = set(Path(tempfile.gettempdir()).glob("rayir-fit-staging-*"))
+    outcome = {}
+
+    def train() -> None:
+        try:
+            outcome["result"] = fit(
+                str(tiny_bert_dir),
+                tmp_path / "out",
+                judged_pairs(sample_collection),
+                [InBatchCrossEntropy(temperature=0.1)],
+                optimization=Optimization(batch_size=2, max_steps=4, max_epochs=5, lr=1e-3),
+                scaling=Scaling(num_workers=2, max_failures=1),
+                callbacks=[
+                    KillAWorkerWhileTheGroupStarts(str(markers)),
+                    SlowStatusPolls(delay=2.0),
+                    SaveFinalWeights(weights),
+                ],
+            )
+        except BaseException as error:  # reported below
+            outcome["error"] = error
+
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one busy core of two
     try:
-        result = fit(
-            str(tiny_bert_dir),
-            tmp_path / "out",
-            data,
-            [InBatchCrossEntropy(temperature=0.1)],
-            optimization=Optimization(batch_size=2, max_steps=4, max_epochs=5, lr=1e-3),
-            scaling=Scaling(num_workers=2),
-            callbacks=[SlowStatusPolls(delay=2.0), SaveFinalWeights(weights)],
-        )
+        training = threading.Thread(target=train, daemon=True)  # stalled, it must not hold the session
+        training.start()
+        training.join(timeout=300)
     finally:
         hog.kill()
         hog.wait()
+    assert not training.is_alive(), "training stalled after a worker died while its group started"
+    assert "error" not in outcome, repr(outcome.get("error"))
+    assert sorted(p.name for p in markers.iterdir()) == ["0", "1"]  # both starts failed as planned
+    result = outcome["result"]
     assert Path(f"{weights}.step").read_text() == "4"
     assert result.steps == 4 and result.samples == 4 * 2 * 2  # steps x workers x batch
     final = load_file(weights)
@@ -264,6 +326,7 @@ def test_the_last_report_survives_a_loaded_machine(ray_session, tiny_bert_dir, s
     assert final.keys() == installed.keys()
     for name, tensor in final.items():
         torch.testing.assert_close(installed[name], tensor, atol=0, rtol=0, msg=name)
+    assert set(Path(tempfile.gettempdir()).glob("rayir-fit-staging-*")) <= staged_before  # none left behind
 
 
 @pytest.mark.parametrize("kind", ["sparse", "multi_vector", "pointwise", "listwise"])
@@ -315,75 +378,3 @@ def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_d
     }[kind]
     with pytest.raises(ValueError):  # duplicates, or a loss this model type cannot take
         module.configure_training(wrong)
-
-
-class KillAWorkerWhileTheGroupStarts(WorkerGroupCallback):
-    """Kill one worker after its group is marked started, in the first two groups.
-
-    That is where a worker lost during the torch process-group set-up dies. The first group's
-    start fails right there (as the set-up call to the dead worker does); the second's fails when
-    the training function is launched on the dead worker. Ray 2.60 kept the first group alive
-    (holding its CPUs: the next group waited forever) and did not retry the second failure.
-    """
-
-    def __init__(self, markers: str) -> None:
-        self.markers = Path(markers)
-
-    def after_worker_group_start(self, worker_group) -> None:
-        import ray
-
-        start = len(list(self.markers.glob("*")))
-        if start >= 2:
-            return
-        (self.markers / str(start)).touch()
-        victim = worker_group.get_workers()[1].actor
-        ray.kill(victim)
-        for _ in range(600):  # until the kill has landed: calls to the worker now fail
-            try:
-                ray.get(victim.get_metadata.remote())
-            except ray.exceptions.RayActorError:
-                if start == 0:
-                    raise
-                return
-            time.sleep(0.05)
-
-
-def test_a_worker_lost_while_its_group_starts_does_not_stall_training(
-    ray_session, tiny_bert_dir, sample_collection, tmp_path
-):
-    """Both failed starts are retried, the first group's CPUs are released, and training ends at its steps."""
-    import threading
-
-    import ray.cloudpickle
-
-    from rayir.train.options import Optimization, Scaling
-    from rayir.train.ray_trainer import fit
-
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    markers = tmp_path / "killed"
-    markers.mkdir()
-    outcome = {}
-    staged_before = set(Path(tempfile.gettempdir()).glob("rayir-fit-staging-*"))
-
-    def train() -> None:
-        try:
-            outcome["result"] = fit(
-                str(tiny_bert_dir),
-                tmp_path / "out",
-                judged_pairs(sample_collection),
-                [InBatchCrossEntropy(temperature=0.1)],
-                optimization=Optimization(batch_size=2, max_steps=2, max_epochs=5, lr=1e-3),
-                scaling=Scaling(num_workers=2, max_failures=1),
-                callbacks=[KillAWorkerWhileTheGroupStarts(str(markers))],
-            )
-        except BaseException as error:  # reported below
-            outcome["error"] = error
-
-    training = threading.Thread(target=train, daemon=True)  # stalled, it must not hold the session
-    training.start()
-    training.join(timeout=150)
-    assert not training.is_alive(), "training stalled after a worker died while its group started"
-    assert "error" not in outcome, repr(outcome.get("error"))
-    assert sorted(p.name for p in markers.iterdir()) == ["0", "1"]  # both starts failed as planned
-    assert outcome["result"].steps == 2
-    assert set(Path(tempfile.gettempdir()).glob("rayir-fit-staging-*")) <= staged_before  # none left behind

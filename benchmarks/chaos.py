@@ -29,15 +29,15 @@ import json
 import logging
 import os
 import random
-import signal
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fault_injection import FaultThread, Stalled, within
 
 logger = logging.getLogger("chaos")
 
@@ -47,87 +47,6 @@ TARGETS = {
     "search": ("IndexShardActor", "QueryChunkSearcher"),
     "fit": ("RayTrainWorker",),
 }
-
-
-def descendants(root: int) -> list[int]:
-    """Every live process below ``root`` (read from /proc: no dependency, Linux only)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry))
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def title(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def live_targets(names: tuple[str, ...]) -> list[int]:
-    """Processes started by this process's Ray whose title names one of the ``names`` actors."""
-    return [
-        pid
-        for pid in descendants(os.getpid())
-        if title(pid).startswith("ray::") and any(n in title(pid) for n in names)
-    ]
-
-
-@dataclass
-class FaultThread:
-    """Kills ``faults`` target processes, each after a random delay once one is alive."""
-
-    names: tuple[str, ...]
-    faults: int
-    max_delay: float
-    rng: random.Random
-    killed: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> FaultThread:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def _run(self) -> None:
-        for _ in range(self.faults):
-            victims: list[int] = []
-            while not victims and not self.done.is_set():
-                victims = live_targets(self.names)
-                if not victims:
-                    self.done.wait(0.05)
-            if self.done.wait(self.rng.uniform(0.0, self.max_delay)):
-                return
-            victims = live_targets(self.names)
-            if not victims:
-                continue
-            pid = self.rng.choice(victims)
-            name = title(pid).split()[0]
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            self.killed.append(name)
-            logger.info("killed %s (pid %d)", name, pid)
 
 
 def sha256(path: Path) -> str:
@@ -249,30 +168,6 @@ class Tally:
 
 
 MAX_ATTEMPTS = 5
-
-
-class Stalled(Exception):
-    """A run that did not end within the stall limit (a hang is a failure, not a long trial)."""
-
-
-def within(limit: float, work: Callable[[], Any]) -> Any:
-    """``work()`` in a daemon thread, or :class:`Stalled` after ``limit`` seconds."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # re-raised in the caller's thread
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
-        raise Stalled(f"no result after {limit:.0f} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def run_trials(

@@ -5,7 +5,7 @@ workers during fit) 100 times on a 2,000-document SciFact cut."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 
@@ -15,12 +15,16 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def chaos():
-    spec = importlib.util.spec_from_file_location("chaos", BENCHMARKS / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chaos"] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def benchmarks():
+    """``benchmarks/`` importable for this module's tests (chaos.py imports fault_injection.py beside it)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    yield
+    sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def chaos(benchmarks):
+    return importlib.import_module("chaos")
 
 
 @pytest.mark.parametrize("workload", ["encode", "search"])
@@ -30,16 +34,17 @@ def test_killed_actors_lose_nothing_and_change_nothing(workload, chaos, ray_sess
     assert tally.lost == 0, tally.problems
 
 
-def test_only_processes_of_this_process_are_candidates(chaos):
+def test_only_processes_of_this_process_are_candidates(benchmarks):
     """The fault thread never reaches outside what this process started (no killing by name)."""
     import os
     import subprocess
-    import sys
+
+    from fault_injection import descendants
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert child.pid in chaos.descendants(os.getpid())
-        assert os.getppid() not in chaos.descendants(os.getpid())
+        assert child.pid in descendants(os.getpid())
+        assert os.getppid() not in descendants(os.getpid())
     finally:
         child.kill()
         child.wait()

@@ -7,9 +7,12 @@ run without judgements are ignored, as in ``trec_eval``.
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ir_measures
 
@@ -56,3 +59,14 @@ def _as_qrels(qrels: Mapping[str, Mapping[str, int]]) -> list:
 
 def _as_run(run: Mapping[str, Mapping[str, float]]) -> list:
     return [ir_measures.ScoredDoc(q, d, float(s)) for q, docs in run.items() for d, s in docs.items()]
+
+
+class _CallableModule(types.ModuleType):
+    """``rayir.evaluate`` is this module once anything imports it (the CLI does: Python then sets the
+    package attribute to the module), and ``rayir.evaluate(...)`` must still evaluate."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Evaluation:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

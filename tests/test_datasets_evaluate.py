@@ -87,6 +87,25 @@ def test_evaluate_matches_hand_computation():
     assert result.mean["R@100"] == pytest.approx((1 + 1 + 0) / 3)
 
 
+def test_rayir_evaluate_still_evaluates_once_its_module_is_imported():
+    """Importing ``rayir.evaluate`` (the CLI does) makes the package attribute the module; it still evaluates."""
+    import rayir
+    import rayir.evaluate
+
+    result = rayir.evaluate(RUN, QRELS, ["nDCG@10"])
+    assert result.mean["nDCG@10"] == pytest.approx((dcg([0, 2, 0, 1]) / dcg([2, 1]) + dcg([0, 1]) / dcg([1])) / 3)
+
+
+def test_rayir_version(capsys):
+    from rayir import __version__
+    from rayir.cli import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert ended.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rayir {__version__}"
+
+
 def test_judged_queries_missing_from_the_run_count_as_zero():
     partial = {"q1": RUN["q1"]}
     result = evaluate(partial, QRELS, ["nDCG@10"])

@@ -52,7 +52,7 @@ def _run(components: Any, args: Sequence[str] | None) -> None:
 
     configure_logging()
     try:
-        auto_cli(components, args=list(args) if args is not None else None, as_positional=False)
+        auto_cli(components, args=list(args) if args is not None else None, as_positional=False, parser_class=_parser())
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
@@ -62,6 +62,20 @@ def _run(components: Any, args: Sequence[str] | None) -> None:
         if err.errno not in _STORAGE_ERRNOS:
             raise
         _fail(err)
+
+
+def _parser() -> type:
+    """jsonargparse's parser with ``--version`` (on ``rayir`` and on each stage and job)."""
+    from jsonargparse import ArgumentParser
+
+    from .. import __version__
+
+    class Parser(ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.add_argument("--version", action="version", version=f"rayir {__version__}")
+
+    return Parser
 
 
 def _fail(err: BaseException) -> None:

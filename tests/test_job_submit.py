@@ -83,11 +83,29 @@ def local_head(ray_session):
     finally:  # stop only this head: `ray start --block` tears down what it started on SIGTERM
         head.send_signal(signal.SIGTERM)
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+            head.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # its graceful path waits ~30 s; its own process group goes at once
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
+        deadline = time.monotonic() + 30
+        while _processes_of(temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _processes_of(temp_dir), "processes of the test's head outlived it"
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _processes_of(temp_dir: str) -> list[int]:
+    """Live processes whose command line names this head's temp dir (its GCS, raylet, agents, workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if temp_dir.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def _submit(url: str, env: dict, *entrypoint: str, runtime_env: dict | None = None) -> subprocess.CompletedProcess:

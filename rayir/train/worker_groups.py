@@ -7,7 +7,7 @@ dies in that window (a node lost, an OOM kill, ``kill -9``) therefore
 
 * leaves the group alive: its other workers and its placement group keep their CPUs, the
   controller starts a new group that can never be placed, and with the default unlimited
-  controller retries training waits forever (``benchmarks/chaos.py`` hit it once in 30 fit
+  controller retries training waits forever (``benchmarks/chaos.py`` hit it once in 15 fit
   trials) — :class:`ShutDownAbandonedGroups` shuts such a group down before the next one starts;
 * or, dying during the launch of the training function, surfaces as a bare ``RayActorError``
   that the default failure policy does not retry, so the run fails whatever ``max_failures``

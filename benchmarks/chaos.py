@@ -183,7 +183,8 @@ def run_trials(
     """A no-fault run (the reference), then ``trials`` runs each with one or two kills; every
     outcome checked. ``paired`` also runs the work without faults before each trial, so that the
     overhead compares warm runs under the same conditions (the reference alone is a cold start).
-    A run longer than ``stall_s`` ends the trials: it is counted lost and the tally marked stalled."""
+    A run with faults longer than ``stall_s`` ends the trials: it is counted lost and the tally marked
+    stalled (runs without faults are not guarded: a hang there is not the faults' doing)."""
     import shutil
 
     tally = Tally(workload.name, data)

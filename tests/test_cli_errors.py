@@ -113,7 +113,7 @@ def test_unknown_ids_and_changed_embeddings(capsys, tmp_path, sample_collection,
 
 def test_full_disk_and_ctrl_c(capsys, tmp_path, monkeypatch):
     import rayir.atomic
-    import rayir.evaluate
+    import rayir.comparison
 
     run, qrels = tmp_path / "r.run", tmp_path / "q.qrels"
     run.write_text("q1 Q0 d01 1 2.5 x\n")
@@ -129,5 +129,5 @@ def test_full_disk_and_ctrl_c(capsys, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(rayir.evaluate, "evaluate", interrupted)
+    monkeypatch.setattr(rayir.comparison, "evaluate", interrupted)
     assert fails(capsys, f"evaluate --run {run} --qrels {qrels}", status=130).startswith("interrupted")

@@ -7,13 +7,16 @@ works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job subm
 from __future__ import annotations
 
 import errno
+import json
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import UserError
 from ..logs import configure_logging
-from .stages import EncodingOptions, encode, evaluate, fit, index, re_rank, search
+from .evaluation import evaluate
+from .stages import EncodingOptions, encode, fit, index, re_rank, search
 
 __all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "fit", "index", "main", "re_rank", "run_job", "search"]
 
@@ -34,25 +37,64 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.E
 
 def main(args: Sequence[str] | None = None) -> None:
     """The ``rayir`` console script: one subcommand per stage."""
-    _run(STAGES, args)
+    args = list(sys.argv[1:] if args is None else args)
+    stage = STAGES.get(args[0]) if args else None
+    _run(STAGES, [args[0], *gather_list_values(stage, args[1:])] if stage else args)
 
 
 def run_job(stage: str, args: Sequence[str] | None = None) -> None:
     """``jobs/<stage>.py``: the ``rayir <stage>`` parser without the subcommand word."""
-    _run(STAGES[stage], args)
+    _run(STAGES[stage], gather_list_values(STAGES[stage], list(sys.argv[1:] if args is None else args)))
 
 
 def run_function(function: Callable[..., Any], args: Sequence[str] | None = None) -> None:
     """A command line for any typed function (the quickstart job)."""
-    _run(function, args)
+    _run(function, gather_list_values(function, list(sys.argv[1:] if args is None else args)))
 
 
-def _run(components: Any, args: Sequence[str] | None) -> None:
+def gather_list_values(function: Callable[..., Any], args: list[str]) -> list[str]:
+    """``--run a.run b.run`` for a parameter that takes a list, as ``--run=["a.run", "b.run"]``.
+
+    jsonargparse reads a list option only as one JSON/YAML value; people type values one after the
+    other, as argparse's ``nargs="+"`` takes them. Only the parameters whose type admits a list are
+    gathered, so a stray second value elsewhere is still an error; a value already written as a
+    list (``'[nDCG@10, R@100]'``) is left as it is.
+    """
+    hints = typing.get_type_hints(function)
+    lists = {name for name, hint in hints.items() if _admits_list(hint)}
+    gathered: list[str] = []
+    i = 0
+    while i < len(args):
+        flag, _, inline = args[i].partition("=")
+        name = flag.removeprefix("--")
+        if not flag.startswith("--") or name not in lists:
+            gathered.append(args[i])
+            i += 1
+            continue
+        values = [inline] if inline else []
+        i += 1
+        while i < len(args) and not args[i].startswith("-"):
+            values.append(args[i])
+            i += 1
+        if len(values) == 1 and values[0].lstrip().startswith("["):
+            gathered.append(f"{flag}={values[0]}")
+        elif values:
+            gathered.append(f"{flag}={json.dumps(values)}")
+        else:
+            gathered.append(flag)
+    return gathered
+
+
+def _admits_list(hint: Any) -> bool:
+    return typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in typing.get_args(hint))
+
+
+def _run(components: Any, args: list[str]) -> None:
     from jsonargparse import auto_cli
 
     configure_logging()
     try:
-        auto_cli(components, args=list(args) if args is not None else None, as_positional=False, parser_class=_parser())
+        auto_cli(components, args=args, as_positional=False, parser_class=_parser())
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)

@@ -311,44 +311,6 @@ def re_rank(
     )
 
 
-def evaluate(
-    run: str,
-    qrels: str,
-    measures: list[str] = ["nDCG@10", "R@100"],  # noqa: B006
-    split: str | None = None,
-    output: str | None = None,
-) -> dict[str, Any]:
-    """Score a TREC run against judgements with ``ir_measures``; judged queries missing from the run count 0.
-
-    Args:
-        run: TREC run file.
-        qrels: Judgements: a qrels file, BEIR directory (with ``split``) or ``irds:<id>``.
-        measures: ``ir_measures`` names.
-        split: BEIR split of the qrels.
-        output: Optional JSON file for the means and per-query values.
-    """
-    _check_outputs(output=output)
-    _check_files(output=output, run=run)
-    from ..atomic import write_json
-    from ..evaluate import evaluate as evaluate_run
-
-    if split is not None and not Path(qrels).is_dir():
-        raise ValueError(f"split={split!r} applies to a BEIR directory; {qrels} is not one")
-    result = evaluate_run(run, qrels, measures, split=split)
-    summary = {
-        "stage": "evaluate",
-        "run": run,
-        "queries": result.num_queries,
-        "missing_queries": len(result.missing_queries),
-        **{name: round(value, 6) for name, value in result.mean.items()},
-    }
-    if output is not None:
-        write_json(
-            output, {"mean": result.mean, "per_query": result.per_query, "missing_queries": result.missing_queries}
-        )
-    return _report(summary)
-
-
 def fit(
     model: str,
     output: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli import EncodingOptions, index, search
+from .cli import index, search
 from .resources import SAMPLE_COLLECTION, default_model_path
 
 
@@ -38,7 +38,6 @@ def main(
         str(out),
         model=model or default_model_path(),
         num_shards=num_shards,
-        encoding=EncodingOptions(docs_per_shard=10),
         overwrite=True,
     )
     summary = search(

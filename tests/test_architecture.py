@@ -119,7 +119,7 @@ def test_evaluate_and_the_cli_help_do_not_import_torch(tmp_path):
 def test_a_bm25_index_and_search_do_not_import_torch(sample_collection, tmp_path):
     run_without_torch(
         "from rayir.cli import index, search\nfrom rayir.options import EncodingOptions\n"
-        f"index({str(sample_collection)!r}, 'out', num_shards=2, encoding=EncodingOptions(docs_per_shard=10), "
+        f"index({str(sample_collection)!r}, 'out', 'bm25', num_shards=2, encoding=EncodingOptions(docs_per_shard=10), "
         "in_process=True)\n"
         f"summary = search('out/index', {str(sample_collection)!r}, 'test.run', split='test', "
         f"qrels={str(sample_collection)!r}, in_process=True)\n"

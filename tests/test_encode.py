@@ -138,7 +138,7 @@ def test_changed_settings_do_not_mix(sample_collection, tiny_bert_dir, tmp_path)
         )
 
     encode()
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match=r"other settings \(config_overrides: \{\} there, \{'pooling': 'max'\} now\)"):
         encode(model_config={"pooling": "max"})
     redone = encode(model_config={"pooling": "max"}, overwrite=True)
     assert redone.manifest["model_config"]["pooling"] == "max"

@@ -184,8 +184,22 @@ def test_index_refuses_to_mix(sample_collection, tiny_bert_dir, tmp_path):
     build_index(tmp_path / "enc", tmp_path / "idx", in_process=True)
     with pytest.raises(FileExistsError):
         build_index(tmp_path / "enc", tmp_path / "idx")
-    with pytest.raises(ValueError, match="only 3 shard files"):
-        build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=4)
+    with pytest.raises(ValueError, match="num_shards=31 but the embeddings hold only 30 documents"):
+        build_index(tmp_path / "enc", tmp_path / "idx2", num_shards=31)
+
+
+def test_index_shards_split_rows_not_embedding_files(sample_collection, tiny_bert_dir, texts, tmp_path):
+    """3 embedding files (10 rows each) give 4 or 30 index shards of near-equal rows, and the same hits."""
+    encode_corpus(str(tiny_bert_dir), sample_collection, tmp_path / "enc", docs_per_shard=10, in_process=True)
+    batch = QueryBatch.from_dense(BiEncoderModule(tiny_bert_dir).encode_queries(texts[2]).vectors.numpy(), "dense")
+    one = build_index(tmp_path / "enc", tmp_path / "one", in_process=True)
+    expected = search_all(tmp_path / "one", one, batch)
+    for num_shards, sizes in [(4, [8, 7, 7, 8]), (30, [1] * 30)]:
+        manifest = build_index(tmp_path / "enc", tmp_path / f"by{num_shards}", num_shards=num_shards, in_process=True)
+        assert [s["documents"] for s in manifest["shards"]] == sizes
+        hits = search_all(tmp_path / f"by{num_shards}", manifest, batch)
+        assert hits.doc_ids == expected.doc_ids
+        np.testing.assert_allclose(hits.scores, expected.scores, rtol=1e-6)
 
 
 def sparse_shard_of(dense_docs: np.ndarray, directory, **options):

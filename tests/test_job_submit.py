@@ -159,6 +159,8 @@ def test_failed_job_is_reported_as_failed(local_head, tmp_path):
         env,
         sys.executable,
         "jobs/index.py",
+        "--model",
+        "bm25",
         "--corpus",
         str(tmp_path / "missing.jsonl"),
         "--output",

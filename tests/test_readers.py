@@ -166,9 +166,11 @@ def test_duplicate_document_and_query_ids_are_an_error(tmp_path):
     assert [q.query_id for q in read_queries(path, check_duplicates=False)] == ["a", "b", "a"]
 
 
-def test_unknown_irds_id_fails_at_once():
-    with pytest.raises(DatasetUnavailableError, match="neither an existing path nor a known ir_datasets id"):
+def test_a_missing_path_or_unknown_irds_id_fails_at_once():
+    with pytest.raises(DatasetUnavailableError, match="no-such/dataset: no such file or directory"):
         next(read_docs("no-such/dataset"))
+    with pytest.raises(DatasetUnavailableError, match="'no-such/dataset' is not an ir_datasets id"):
+        next(read_docs("irds:no-such/dataset"))
 
 
 def test_irds_dataset_read_through_ir_datasets(tmp_path):

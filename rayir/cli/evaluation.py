@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from ..data.sources import is_irds_id
 from ..errors import ConfigError
+from .preflight import check_measures, check_source
 from .stages import _check_files, _check_outputs, _report
 
 DATASET = "{dataset}"
@@ -67,6 +68,9 @@ def evaluate(
         )
     runs = {s: {d: path.replace(DATASET, d) for d in datasets} for s, path in systems.items()}
     _check_runs_exist(runs)
+    for name, source in datasets.items():
+        check_source(f"qrels {name}", source, split, needs_split=True)
+    check_measures(measures)
     settings = dict(measures=measures, split=split, baseline=baseline, alpha=alpha, correction=correction)
     if several:
         result = compare_datasets(runs, datasets, **settings)

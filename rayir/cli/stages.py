@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
-from ..lexical import DEFAULT_MODEL
 from ..loss_base import Loss
 from ..options import EncodingOptions, ScoringOptions, ServingOptions
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
+from .preflight import check_measures, check_model, check_source
 
 
 def _check_outputs(**paths: str | None) -> None:
@@ -62,7 +62,7 @@ def _metrics(run: dict | str, qrels: str | None, split: str | None, measures: li
 def encode(
     corpus: str,
     output: str,
-    model: str = DEFAULT_MODEL,
+    model: str,
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008 - jsonargparse reads the default
     overwrite: bool = False,
     model_config: dict[str, Any] | None = None,
@@ -73,13 +73,15 @@ def encode(
     Args:
         corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
         output: Embeddings directory (re-running resumes an unfinished encoding).
-        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``).
+        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``); required.
         encoding: Ray Data encoding options.
         overwrite: Replace an existing encoding in ``output``.
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
         in_process: Encode in this process without Ray (small corpora); ``num_encoders`` must be 1.
     """
     _check_outputs(output=output)
+    check_source("corpus", corpus)
+    check_model(model)
     from ..encode import encode_corpus
 
     result = encode_corpus(
@@ -100,7 +102,7 @@ def encode(
 def index(
     corpus: str,
     output: str,
-    model: str = DEFAULT_MODEL,
+    model: str,
     factory: str = "Flat",
     num_shards: int = 1,
     encoding: EncodingOptions = EncodingOptions(),  # noqa: B008
@@ -113,10 +115,11 @@ def index(
     Args:
         corpus: Documents: a BEIR directory, JSONL/TSV/TREC/Parquet file, or ``irds:<id>``.
         output: Directory for ``embeddings/`` (encoding) and ``index/`` (index shards).
-        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``).
+        model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``); required.
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
             ``HNSW32``, ``IVF256,PQ16``); sparse models always use the exact inverted index.
-        num_shards: Index shards (one Ray task each to build, one actor each to serve).
+        num_shards: Index shards (one Ray task each to build, one actor each to serve): the documents
+            are split by rows, so any number up to the number of documents works.
         encoding: Ray Data encoding options.
         overwrite: Replace an existing encoding/index in ``output``.
         model_config: Model config overrides, e.g. ``{doc_max_length: 256}`` (BM25: ``k1``, ``b``).
@@ -124,6 +127,10 @@ def index(
             Ray and its actors costs more than the work. ``encoding.num_encoders`` must be 1.
     """
     _check_outputs(output=output)
+    if num_shards < 1:
+        raise ConfigError(f"num_shards={num_shards} must be >= 1")
+    check_source("corpus", corpus)
+    check_model(model)
     from ..encode import encode_corpus
     from ..index import build_index
 
@@ -200,6 +207,10 @@ def search(
     """
     _check_outputs(output=output)
     _check_files(output=output)
+    check_source("queries", queries, split, needs_split=True)
+    check_source("qrels", qrels, split, needs_split=True)
+    if qrels is not None:
+        check_measures(measures)
     from ..serve.batch_search import search_to_file
 
     result = search_to_file(
@@ -274,6 +285,14 @@ def re_rank(
     """
     _check_outputs(output=output, work_dir=work_dir)
     _check_files(output=output, run=run)
+    if not Path(run).is_file():
+        raise FileNotFoundError(f"run={run}: no such file")
+    check_source("queries", queries, split, needs_split=True)
+    check_source("corpus", corpus)
+    check_source("qrels", qrels, split, needs_split=True)
+    if qrels is not None:
+        check_measures(measures)
+    check_model(model, lexical=False)
     import shutil
 
     from ..data import write_run

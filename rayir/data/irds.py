@@ -9,23 +9,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import UserError
 from .samples import DocSample, QuerySample
 from .sources import join_title
 
 
-class DatasetUnavailableError(RuntimeError):
-    """The ``ir_datasets`` id is unknown, or its files are neither local nor downloadable."""
+class DatasetUnavailableError(UserError, RuntimeError):
+    """A path that does not exist, an unknown ``ir_datasets`` id, or one whose files are neither local
+    nor downloadable."""
 
 
 def load_irds(dataset_id: str) -> Any:
+    """The ir_datasets dataset (nothing is downloaded yet). A source without the ``irds:`` prefix
+    that ir_datasets does not know is reported as the missing path it most likely is."""
     import ir_datasets
 
     name = dataset_id.removeprefix("irds:")
     try:
         return ir_datasets.load(name)
     except KeyError:
+        if dataset_id.startswith("irds:"):
+            raise DatasetUnavailableError(f"{name!r} is not an ir_datasets id (see ir-datasets.com)") from None
         raise DatasetUnavailableError(
-            f"{dataset_id!r} is neither an existing path nor a known ir_datasets id"
+            f"{dataset_id}: no such file or directory (nor is it an ir_datasets id; write irds:<id> for one)"
         ) from None
 
 

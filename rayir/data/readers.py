@@ -6,7 +6,8 @@ A *source* is a path or an ``ir_datasets`` id:
 BEIR directory              ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``
 ``*.jsonl`` / ``*.jsonl.gz``  one object a line: id in ``_id``/``doc_id``/``query_id``/``id``,
                             text in ``text`` (documents also ``title``)
-``*.tsv``                   ``id<TAB>text`` or ``id<TAB>title<TAB>text``; no header
+``*.tsv``                   ``id<TAB>text`` or ``id<TAB>title<TAB>text``; a first line of column
+                            names (``qid<TAB>query``, ``docno<TAB>text``) is a header, skipped
 ``*.trec`` / TREC SGML      ``<DOC><DOCNO>id</DOCNO> text </DOC>``; topics ``<top><num>…``
 ``*.parquet``               columns ``doc_id``/``query_id``/``id`` and ``text`` (``title``)
 ``irds:<id>`` or ``<id>``   any ``ir_datasets`` id (``beir/scifact/test``, ``vaswani``)
@@ -191,8 +192,20 @@ def parse_jsonl_line(path: Path, line_no: int, line: str, kind: str):
     return _make(kind, record_id, text)
 
 
+_HEADER_IDS = {"_id", "id", "qid", "query_id", "queryid", "docno", "doc_id", "docid", "pid"}
+_HEADER_TEXTS = {"text", "query", "title", "body", "passage", "contents", "content", "document", "doc"}
+
+
+def is_tsv_header(line: str) -> bool:
+    """A first line such as ``qid<TAB>query`` or ``docno<TAB>title<TAB>text``: column names, not a record."""
+    fields = [f.strip().lower() for f in line.rstrip("\r\n").split("\t")]
+    return len(fields) in (2, 3) and fields[0] in _HEADER_IDS and all(f in _HEADER_TEXTS for f in fields[1:])
+
+
 def _tsv(path: Path, kind: str) -> Located:
     for line_no, line in numbered_lines(path):
+        if line_no == 1 and is_tsv_header(line):
+            continue
         record = parse_tsv_line(path, line_no, line, kind)
         if record is not None:
             yield line_no, record

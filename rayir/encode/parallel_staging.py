@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import write_json, write_with
 from ..data.errors import DataFormatError
-from ..data.readers import duplicate_id_error, line_format, parse_jsonl_line, parse_tsv_line
+from ..data.readers import duplicate_id_error, is_tsv_header, line_format, parse_jsonl_line, parse_tsv_line
 from .staging import TEXT_SCHEMA, Chunk, chunk_name, id_hash, load_plan, stage_corpus
 
 BYTES_PER_RANGE = 64 << 20
@@ -53,11 +53,13 @@ def parse_range(path: str, fmt: str, start: int, end: int, out: str) -> dict[str
             if not raw:
                 break
             lines += 1
+            first_line = start == 0 and lines == 1
             try:
                 # A byte-order mark opens the file, not its first id (as ``open_text`` reads it).
-                record = parse(
-                    Path(path), lines, raw.decode("utf-8-sig" if start == 0 and lines == 1 else "utf-8"), "doc"
-                )
+                text = raw.decode("utf-8-sig" if first_line else "utf-8")
+                if first_line and fmt == "tsv" and is_tsv_header(text):
+                    continue
+                record = parse(Path(path), lines, text, "doc")
             except DataFormatError as err:
                 return {"error": err.problem, "line": lines}
             except UnicodeDecodeError as err:

@@ -146,7 +146,8 @@ def encode_corpus(
             if manifest["settings"] != settings:
                 raise ValueError(
                     f"{output_dir}: holds a finished encoding with other settings "
-                    f"({settings_difference(manifest['settings'], settings)}); use overwrite=True to encode again"
+                    f"({settings_difference(manifest['settings'], settings)}); give the settings it was made "
+                    "with to use it, another output directory, or --overwrite true to encode again"
                 )
             logger.info("%s is already complete and verified (%d documents)", output_dir, manifest["documents"])
             return EncodeResult(output_dir, manifest, 0, time.perf_counter() - started)

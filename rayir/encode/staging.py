@@ -142,16 +142,19 @@ def load_plan(plan_path: Path, settings: dict[str, Any]) -> list[Chunk]:
     if plan["settings"] != settings:
         raise ValueError(
             f"{plan_path.parent.parent}: an unfinished encoding with other settings is here "
-            f"({settings_difference(plan['settings'], settings)}); use another output directory or overwrite=True"
+            f"({settings_difference(plan['settings'], settings)}); run again with its settings to resume, or "
+            "give another output directory, or --overwrite true to start over"
         )
     return [Chunk(**c) for c in plan["chunks"]]
 
 
 def settings_difference(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
-    """The settings that differ, by name; a changed source fingerprint is said in words."""
+    """The settings that differ, by name and with both values (a changed source fingerprint is said
+    in words, a changed model fingerprint without its hashes)."""
     changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
     words = {
         "corpus_fingerprint": "the corpus file changed since it was staged",
         "queries_fingerprint": "the queries file changed since they were staged",
+        "model_fingerprint": "the model's files differ",
     }
-    return ", ".join(words.get(k, k) for k in changed)
+    return ", ".join(words.get(k, f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now") for k in changed)

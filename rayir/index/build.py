@@ -9,8 +9,8 @@ Index directory::
                         self-contained and can be moved or copied on its own
     shard-0000/ ...     one backend directory per shard (see dense.py, sparse.py, multivector.py)
 
-Embedding shard files are split into ``num_shards`` contiguous groups, so every document lands in
-exactly one index shard.
+The embeddings' rows are split into ``num_shards`` contiguous ranges of near-equal size, so every
+document lands in exactly one index shard.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from ..encode.formats import dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
-from ..errors import IntegrityError
+from ..errors import ConfigError, IntegrityError
 from ..execution import executor
 from ..integrity import checksum_files, file_checksum, inside
 from ..locks import output_lock
@@ -43,15 +43,25 @@ def shard_dir_name(index: int) -> str:
 
 
 def _groups(files: list[dict[str, Any]], num_shards: int) -> list[list[dict[str, Any]]]:
+    """Split the embeddings into ``num_shards`` contiguous row ranges of near-equal size: each group
+    lists the embedding files it takes rows from, with the ``start``/``stop`` rows it takes. Any
+    ``num_shards`` up to the number of documents works, whatever ``docs_per_shard`` staging used."""
+    total = sum(entry["rows"] for entry in files)
     if num_shards < 1:
-        raise ValueError("num_shards must be >= 1")
-    if num_shards > len(files):
-        raise ValueError(
-            f"num_shards={num_shards} but the embeddings have only {len(files)} shard files; "
-            "encode with a smaller docs_per_shard or build fewer index shards"
-        )
-    bounds = np.linspace(0, len(files), num_shards + 1).round().astype(int)
-    return [files[bounds[i] : bounds[i + 1]] for i in range(num_shards)]
+        raise ConfigError("num_shards must be >= 1")
+    if num_shards > total:
+        raise ConfigError(f"num_shards={num_shards} but the embeddings hold only {total} documents")
+    bounds = np.linspace(0, total, num_shards + 1).round().astype(int)
+    groups: list[list[dict[str, Any]]] = [[] for _ in range(num_shards)]
+    first_row = 0
+    for entry in files:
+        last_row = first_row + entry["rows"]
+        for shard in range(num_shards):
+            start, stop = max(first_row, bounds[shard]), min(last_row, bounds[shard + 1])
+            if start < stop:
+                groups[shard].append({**entry, "start": int(start - first_row), "stop": int(stop - first_row)})
+        first_row = last_row
+    return groups
 
 
 def build_index_shard(
@@ -63,11 +73,11 @@ def build_index_shard(
     factory: str,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Build one index shard from some embedding Parquet files (their manifest entries, whose
+    """Build one index shard from row ranges of embedding Parquet files (their manifest entries, whose
     checksums :func:`.ordinals.write_doc_table` verified; row counts are checked here). Runs as a
     task; returns the shard's ``meta.json`` plus the checksums of its files. Only the backend in
     use is imported: a sparse index needs neither torch nor Faiss."""
-    table = pa.concat_tables([_counted_shard(Path(embeddings_dir), entry) for entry in files])
+    table = pa.concat_tables([_rows_of(Path(embeddings_dir), entry) for entry in files])
     ids = table.column("doc_id").combine_chunks()
     ordinals = ordinals_of(ids, index_dir)
     doc_ids = ids.to_pylist()
@@ -80,12 +90,13 @@ def build_index_shard(
     }
 
 
-def _counted_shard(embeddings_dir: Path, entry: dict[str, Any]) -> pa.Table:
+def _rows_of(embeddings_dir: Path, entry: dict[str, Any]) -> pa.Table:
+    """Rows ``start:stop`` of one embedding file, whose row count is checked against the manifest."""
     path = embeddings_dir / entry["file"]
     table = pq.read_table(path)
     if table.num_rows != entry["rows"]:
         raise IntegrityError(f"{path}: {table.num_rows} rows, the embeddings manifest says {entry['rows']}")
-    return table
+    return table.slice(entry["start"], entry["stop"] - entry["start"])
 
 
 def _build_backend(

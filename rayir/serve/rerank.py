@@ -180,7 +180,6 @@ def rerank(
     check_first_stage_weight(first_stage_weight)  # before any work
     config_overrides = dict(model_config or {})
 
-    execution = executor(in_process)
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
     kind = detect_kind(model) if kind == "auto" else kind
     query_texts = {q.query_id: q.text for q in read_queries(queries, split=split) if q.query_id in input_run}
@@ -191,6 +190,7 @@ def rerank(
     if not pairs:
         raise ValueError("the run has no candidates to re-rank")
 
+    execution = executor(in_process)  # Ray starts only once the inputs are known to be good
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="rayir-rerank-"))
     try:
         result = _score(

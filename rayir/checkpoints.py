@@ -1,7 +1,10 @@
 """Where a checkpoint lives and what it is, without loading it (no torch, no transformers).
 
-A model is named by a directory path or ``pkg:<module>`` (a pip-installed package exposing
-``get_model_path()``), so configs name the same model on a laptop and on every cluster node. Its
+A model is named by a directory path, ``pkg:<module>`` (a pip-installed package exposing
+``get_model_path()``), or a Hugging Face Hub id (``sentence-transformers/all-MiniLM-L6-v2``,
+optionally ``@<revision>``) found in the local Hugging Face cache or downloaded into it when the
+Hub is reachable and ``HF_HUB_OFFLINE`` is not set; so configs name the same model on a laptop
+and on every cluster node (each node resolves a Hub id in its own cache). Its
 *fingerprint* is a SHA-256 over every file of the directory (relative names and contents): the
 same files give the same encodings wherever they sit, and an overwritten checkpoint is noticed
 before any vector is compared with vectors it did not make.
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
+import re
 from pathlib import Path
 
 from .atomic import sha256_file
@@ -31,15 +36,62 @@ def _package_model_dir(module_name: str) -> Path:
 
 
 def resolve_model_dir(name_or_path: str | Path) -> Path:
-    """The checkpoint directory of a path or ``pkg:<module>``; a clear error if it is none."""
+    """The checkpoint directory of a path, ``pkg:<module>`` or Hub id; a clear error if it is none."""
     text = str(name_or_path)
-    path = _package_model_dir(text[len(PACKAGE_PREFIX) :]) if text.startswith(PACKAGE_PREFIX) else Path(text)
+    if text.startswith(PACKAGE_PREFIX):
+        path = _package_model_dir(text[len(PACKAGE_PREFIX) :])
+    elif not Path(text).exists() and HUB_ID.fullmatch(text):
+        path = _hub_snapshot(text)
+    else:
+        path = Path(text)
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         raise FileNotFoundError(
-            f"{name_or_path}: not a model directory (no config.json or modules.json); rayir loads local "
-            "checkpoints only — download the model first"
+            f"{name_or_path}: not a model directory (no config.json or modules.json); give a checkpoint "
+            "directory, pkg:<module>, or a Hugging Face Hub id (org/name)"
         )
     return path
+
+
+# ``org/name`` or ``name``, optionally ``@revision``: what the Hub accepts as a model id.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?")
+# Weights for other frameworks and runtimes: never loaded here, often larger than the model itself.
+_NOT_NEEDED = ["*.onnx", "onnx/*", "openvino/*", "*.h5", "*.msgpack", "*.ot", "*.tflite", "coreml/*"]
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as the Hub reads it, taken when asked (a test or a job may set it late)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_snapshot(hub_id: str) -> Path:
+    """The cached snapshot of a Hub model (downloaded first when online); one clear error otherwise."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    repo_id, _, revision = hub_id.partition("@")
+    offline = hub_offline()
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                revision=revision or None,
+                cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+                local_files_only=offline,
+                ignore_patterns=_NOT_NEEDED,
+            )
+        )
+    except (RepositoryNotFoundError, RevisionNotFoundError):
+        raise FileNotFoundError(f"{hub_id}: no such directory, and no such model on the Hugging Face Hub") from None
+    except LocalEntryNotFoundError:
+        if offline:
+            raise FileNotFoundError(
+                f"{hub_id}: no such directory, and not in the local Hugging Face cache while HF_HUB_OFFLINE is "
+                f"set; download it where the Hub is reachable (`hf download {repo_id}`) into this cache, or "
+                "give a checkpoint directory"
+            ) from None
+        raise FileNotFoundError(
+            f"{hub_id}: no such directory, and the Hugging Face Hub could not be reached to download it"
+        ) from None
 
 
 def checkpoint_fingerprint(name_or_path: str | Path) -> str:
@@ -58,3 +110,24 @@ def checkpoint_fingerprint(name_or_path: str | Path) -> str:
         digest.update(b"\0")
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
+
+
+def cross_encoder_head_is_fresh(config: dict, mode: str | None = None) -> bool:
+    """Whether a cross-encoder built from a checkpoint with this ``config.json`` gets a randomly
+    initialised scoring head (its scores mean nothing until it is fine-tuned): anything but a rayir
+    cross-encoder, a sequence-classification checkpoint read as one, or a T5-style ranker whose
+    scores come from the language-model head it already has."""
+    if config.get("model_type") == "rayir-cross-encoder":
+        return False
+    if config.get("model_type") == "rayir-bi-encoder":
+        return True
+    if config.get("is_encoder_decoder") or config.get("model_type") == "t5":
+        return mode not in (None, "mono_t5", "rank_t5")
+    classifier = any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+    return not (classifier and mode in (None, "sequence_classification"))
+
+
+FRESH_HEAD_WARNING = (
+    "%s: this cross-encoder's scoring head is freshly initialised (the checkpoint has none for mode %s): its "
+    "scores are meaningless until it is fine-tuned (rayir fit --kind cross); re-ranking with it ranks at random"
+)

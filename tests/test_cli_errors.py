@@ -49,16 +49,16 @@ def bm25_output(tmp_path_factory, sample_collection) -> Path:
 def test_bad_documents_are_one_line_naming_file_and_line(capsys, tmp_path):
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b", "text": 5}\n')
-    line = fails(capsys, f"encode --corpus {corpus} --output {tmp_path / 'e'} --in_process true")
+    line = fails(capsys, f"encode --corpus {corpus} --model bm25 --output {tmp_path / 'e'} --in_process true")
     assert f"{corpus}:2: 'text' must be a string" in line
 
     packed = gzip.compress(b"".join(b'{"_id": "d%d", "text": "t"}\n' % i for i in range(3000)))
     truncated = tmp_path / "c.jsonl.gz"
     truncated.write_bytes(packed[: len(packed) // 2])
-    line = fails(capsys, f"encode --corpus {truncated} --output {tmp_path / 'g'} --in_process true")
+    line = fails(capsys, f"encode --corpus {truncated} --model bm25 --output {tmp_path / 'g'} --in_process true")
     assert str(truncated) in line and "truncated or corrupt" in line
 
-    line = fails(capsys, f"encode --corpus {corpus} --output {tmp_path / 'h'} --encoding.batch_size 0")
+    line = fails(capsys, f"encode --corpus {corpus} --model bm25 --output {tmp_path / 'h'} --encoding.batch_size 0")
     assert "batch_size must be >= 1" in line
 
 
@@ -78,8 +78,9 @@ def test_bad_judgements_and_paths_that_are_directories(capsys, tmp_path, bm25_ou
 def test_settings_that_do_not_apply_fail_early(capsys, tmp_path, sample_collection, tiny_bert_dir, bm25_output):
     line = fails(
         capsys,
-        f"search --index {bm25_output / 'index'} --queries {sample_collection} --output {tmp_path / 'x.run'} "
-        "--in_process true --serving.shard_options '{\"nprobe\": 8}'",
+        f"search --index {bm25_output / 'index'} --queries {sample_collection} --split test "
+        f"--output {tmp_path / 'x.run'} --in_process true "
+        "--serving.shard_options '{\"nprobe\": 8}'",
     )
     assert "shard_options ['nprobe'] do not apply to a sparse index" in line
     line = fails(
@@ -96,7 +97,7 @@ def test_unknown_ids_and_changed_embeddings(capsys, tmp_path, sample_collection,
     line = fails(
         capsys,
         f"re_rank --model {tiny_bert_dir} --kind bi --run {run} --output {tmp_path / 'o'} "
-        f"--queries {sample_collection} --corpus {sample_collection} --in_process true",
+        f"--queries {sample_collection} --split test --corpus {sample_collection} --in_process true",
     )
     assert "1 candidate document(s) not in the corpus, e.g. ['nope']" in line
 

@@ -54,8 +54,8 @@ def test_missing_model_directory_is_a_clear_error(tmp_path):
     ("stage", "arguments"),
     [
         ("search", {"index": "/abs/index", "queries": "/abs/queries.jsonl", "output": "runs/x.run"}),
-        ("encode", {"corpus": "/abs/corpus.jsonl", "output": "outputs/embeddings"}),
-        ("index", {"corpus": "/abs/corpus.jsonl", "output": "outputs/index"}),
+        ("encode", {"corpus": "/abs/corpus.jsonl", "model": "bm25", "output": "outputs/embeddings"}),
+        ("index", {"corpus": "/abs/corpus.jsonl", "model": "bm25", "output": "outputs/index"}),
         (
             "re_rank",
             {"model": "/m", "run": "/r", "queries": "/q", "corpus": "/c", "output": "/abs/out.run", "work_dir": "work"},

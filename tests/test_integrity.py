@@ -22,7 +22,8 @@ QUERIES = ["alpha beta", "the quick brown fox"]
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory, sample_collection, tiny_bert_dir) -> dict[str, Path]:
-    """A dense, a sparse (BM25, with its query-side files) and a multi-vector index, two shards each."""
+    """A dense, a sparse (BM25, with its query-side files) and a multi-vector index, four shards each
+    (8, 7, 7 and 8 of the 30 documents)."""
     root = tmp_path_factory.mktemp("integrity")
     models = {"dense": (str(tiny_bert_dir), {}), "sparse": ("bm25", {}), "multi_vector": (str(tiny_bert_dir), MULTI)}
     built = {}
@@ -30,7 +31,7 @@ def indexes(tmp_path_factory, sample_collection, tiny_bert_dir) -> dict[str, Pat
         encoded = encode_corpus(
             model, sample_collection, root / f"{kind}-emb", docs_per_shard=10, model_config=config, in_process=True
         )
-        build_index(encoded.output_dir, root / kind, num_shards=2, in_process=True)
+        build_index(encoded.output_dir, root / kind, num_shards=4, in_process=True)
         built[kind] = root / kind
     return built
 
@@ -111,7 +112,7 @@ def test_wrong_dtype_shape_and_faiss_size_are_refused(indexes, tmp_path):
     manifest = read_index_manifest(index_dir)
     manifest["shards"][0]["files"] = checksum_files(shard0)
     write_index_manifest(index_dir, manifest)
-    assert manifest["shards"][0]["documents"] != manifest["shards"][1]["documents"]  # 20 and 10: a real mismatch
+    assert manifest["shards"][0]["documents"] != manifest["shards"][1]["documents"]  # 8 and 7: a real mismatch
     with pytest.raises(IntegrityError, match="vectors of dimension"):
         search(index_dir)
 

@@ -41,7 +41,7 @@ CASES = {
     ),
     "a model directory that is not there": (
         ["encode", "--corpus", "{sample}", "--model", "models/nope", "--output", "{root}/o"],
-        "models/nope: not a model directory",
+        "models/nope: no such directory, and not in the local Hugging Face cache",
     ),
     "num_shards 0": (
         ["index", "--corpus", "{sample}", "--model", "bm25", "--output", "{root}/o", "--num_shards", "0"],

@@ -187,6 +187,7 @@ def test_cross_encoder_rerank_scores_exactly_the_candidates(mode, sample_collect
         str(sample_collection),
         str(tmp_path / "ce.run"),
         depth=3,
+        split="test",
         kind="cross",
         model_config={"mode": mode, "listwise_heads": 2},
         in_process=True,
@@ -213,6 +214,7 @@ def test_rerank_reports_documents_missing_from_the_corpus(sample_collection, tin
             str(sample_collection),
             str(sample_collection),
             str(tmp_path / "x.run"),
+            split="test",
             kind="bi",
             in_process=True,
         )

@@ -1,4 +1,4 @@
-"""``rayir fit | encode | index | search | re_rank | evaluate`` and the ``jobs/*.py`` entry points.
+"""``rayir fit | encode | index | search | re_rank | evaluate | export`` and the ``jobs/*.py`` entry points.
 
 Both go through one jsonargparse parser, so a YAML config written for ``rayir index --config x.yaml``
 works unchanged with ``python jobs/index.py --config x.yaml`` and ``ray job submit -- python jobs/index.py``.
@@ -16,9 +16,22 @@ from typing import Any
 from ..errors import UserError
 from ..logs import configure_logging
 from .evaluation import evaluate
+from .export import export
 from .stages import EncodingOptions, encode, fit, index, re_rank, search
 
-__all__ = ["EncodingOptions", "STAGES", "encode", "evaluate", "fit", "index", "main", "re_rank", "run_job", "search"]
+__all__ = [
+    "EncodingOptions",
+    "STAGES",
+    "encode",
+    "evaluate",
+    "export",
+    "fit",
+    "index",
+    "main",
+    "re_rank",
+    "run_job",
+    "search",
+]
 
 STAGES: dict[str, Callable[..., Any]] = {
     "fit": fit,
@@ -27,6 +40,7 @@ STAGES: dict[str, Callable[..., Any]] = {
     "search": search,
     "re_rank": re_rank,
     "evaluate": evaluate,
+    "export": export,
 }
 
 # Bad input (unreadable files, wrong settings, existing outputs) ends with one line and exit status 2.

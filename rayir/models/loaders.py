@@ -22,6 +22,7 @@ Keyword overrides are applied to the config the layout implies; unknown keys are
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..checkpoints import resolve_model_dir
+from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, resolve_model_dir
 from .bi_encoder import BiEncoderModel
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
+
+logger = logging.getLogger(__name__)
 
 ST_POOLING_MODES = {
     "pooling_mode_cls_token": "first",
@@ -270,6 +273,9 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
         config = CrossEncoderConfig(encoder_config=encoder.config, **settings)
         model = CrossEncoderModel(config, encoder=encoder)
     _resolve_head_tokens(model, tokenizer)
+    config_file = path / "config.json"
+    if cross_encoder_head_is_fresh(_read_json(config_file) if config_file.exists() else {}, overrides.get("mode")):
+        logger.warning(FRESH_HEAD_WARNING, name_or_path, model.config.mode)
     model.eval()
     return model, tokenizer
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh
 from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.parallel_staging import stage_documents
@@ -182,6 +183,9 @@ def rerank(
 
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
     kind = detect_kind(model) if kind == "auto" else kind
+    mode = config_overrides.get("mode")
+    if kind == "cross" and not in_process and cross_encoder_head_is_fresh(_model_config(model), mode):
+        logger.warning(FRESH_HEAD_WARNING, model, mode or "pointwise")  # in the driver; the scorers warn too
     query_texts = {q.query_id: q.text for q in read_queries(queries, split=split) if q.query_id in input_run}
     missing_queries = sorted(set(input_run) - set(query_texts))
     if missing_queries:

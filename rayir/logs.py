@@ -15,3 +15,20 @@ def configure_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
         package.addHandler(handler)
     package.setLevel(level)
+
+
+# Texts cut at a model's length limit are always counted; above this share of the input a warning says so.
+TRUNCATION_WARNING = 0.01
+
+
+def report_truncation(logger: logging.Logger, truncated: int, total: int, what: str, setting: str) -> None:
+    """Warn when at least ``TRUNCATION_WARNING`` of ``total`` texts lost tokens to ``setting``."""
+    if total and truncated >= max(1, TRUNCATION_WARNING * total):
+        logger.warning(
+            "%d of %d %s (%.1f%%) were cut at %s; raise it in model_config if their ends matter",
+            truncated,
+            total,
+            what,
+            100 * truncated / total,
+            setting,
+        )

@@ -91,6 +91,7 @@ def encode(
         {
             "stage": "encode",
             "documents": result.documents,
+            "truncated_documents": result.truncated_documents,
             "mode": result.manifest["mode"],
             "embeddings": output,
             "seconds": round(result.seconds, 2),
@@ -156,6 +157,7 @@ def index(
         {
             "stage": "index",
             "documents": encoded.documents,
+            "truncated_documents": encoded.truncated_documents,
             "mode": encoded.manifest["mode"],
             "index": str(out / "index"),
             "shards": num_shards,
@@ -233,6 +235,7 @@ def search(
             "run": output,
             "queries": result.queries,
             "queries_without_hits": result.without_hits,
+            "truncated_queries": result.truncated,
             "k": k,
             "shard_retries": result.shard_retries,
             "seconds": round(result.seconds, 2),
@@ -325,6 +328,7 @@ def re_rank(
             "run": output,
             "queries": len(result),
             "pairs": sum(len(v) for v in result.values()),
+            "truncated_pairs": result.truncated_pairs,
             **_metrics(result, qrels, split, measures),
         }
     )

@@ -9,7 +9,8 @@ sparse        ``doc_id`` string, ``terms`` list<int32> (vocabulary ids, ascendin
 ============  ===========================================================================
 
 Multi-vector shards keep only the tokens that take part in scoring (padding and, when configured,
-punctuation are dropped).
+punctuation are dropped). A shard's schema metadata ``rayir.truncated`` counts its documents cut at
+``doc_max_length`` (absent: none).
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ SCHEMAS = {
         [("doc_id", pa.string()), ("terms", pa.list_(pa.int32())), ("weights", pa.list_(pa.float32()))]
     ),
 }
+
+
+TRUNCATED = b"rayir.truncated"
+
+
+def with_truncated(table: pa.Table, count: int) -> pa.Table:
+    """``table`` carrying the number of its documents that were cut at the model's length limit."""
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), TRUNCATED: str(count).encode()})
+
+
+def truncated_in(path: str) -> int:
+    """The truncated-document count a shard file carries (its Parquet footer only is read)."""
+    import pyarrow.parquet as pq
+
+    return int((pq.read_schema(path).metadata or {}).get(TRUNCATED, b"0"))
 
 
 def _list_array(flat: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:

@@ -26,7 +26,9 @@ from ..data.fingerprint import source_fingerprint
 from ..encoders import Representation, load_representation
 from ..execution import Executor, Pool, executor
 from ..locks import output_lock
+from ..logs import report_truncation
 from ..options import check_precision
+from .formats import truncated_in
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .parallel_staging import stage_documents
 from .staging import Chunk, settings_difference
@@ -69,6 +71,11 @@ class EncodeResult:
     @property
     def documents(self) -> int:
         return self.manifest["documents"]
+
+    @property
+    def truncated_documents(self) -> int:
+        """Documents cut at ``doc_max_length`` (0 for encodings made before rayir counted them)."""
+        return self.manifest.get("truncated_documents", 0)
 
     @property
     def docs_per_second(self) -> float:
@@ -257,17 +264,22 @@ def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
 def _finish(
     output_dir: Path, chunks: list[Chunk], staging: Path, settings: dict[str, Any], representation: Representation
 ) -> dict[str, Any]:
-    shard_entries = []
+    shard_entries, truncated = [], 0
     for chunk in chunks:
         path = output_dir / "embeddings" / shard_name(chunk.index)
         rows = verify_shard_against_chunk(path, staging / chunk.path)
+        truncated += truncated_in(str(path))
         shard_entries.append({"file": f"embeddings/{path.name}", "rows": rows, "sha256": sha256_file(path)})
+    documents = sum(s["rows"] for s in shard_entries)
+    limit = representation.model_config.get("doc_max_length")
+    report_truncation(logger, truncated, documents, "documents", f"doc_max_length={limit} tokens")
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": "embeddings",
         "mode": representation.mode,
         "dim": representation.dim,
-        "documents": sum(s["rows"] for s in shard_entries),
+        "documents": documents,
+        "truncated_documents": truncated,
         "shards": shard_entries,
         "settings": settings,
         "model_config": representation.model_config,

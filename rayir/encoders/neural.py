@@ -122,8 +122,9 @@ class NeuralDocumentEncoder:
         return order, batches
 
     def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
-        from ..encode.formats import embeddings_to_table
+        from ..encode.formats import embeddings_to_table, with_truncated
 
+        truncated_before = self.module.tokenizer.truncated["doc"]
         order, batches = self._batches(texts)
         parts = []
         for picked in batches:
@@ -132,7 +133,7 @@ class NeuralDocumentEncoder:
         table = pa.concat_tables(parts)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        return table.take(pa.array(inverse))
+        return with_truncated(table.take(pa.array(inverse)), self.module.tokenizer.truncated["doc"] - truncated_before)
 
     def encode_staged(self, chunk: Path) -> pa.Table:
         source = pq.read_table(chunk)
@@ -147,6 +148,11 @@ class NeuralQueryEncoder:
         check_unchanged(spec)
         self.module, self.precision_context = _load(spec, runtime)
         self.mode = mode
+
+    @property
+    def truncated(self) -> int:
+        """Queries cut at ``query_max_length`` so far."""
+        return self.module.tokenizer.truncated["query"]
 
     def __call__(self, texts: list[str]) -> QueryBatch:
         with self.precision_context():

@@ -118,10 +118,29 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
 def _wrap_bi_encoder(path: Path, settings: dict[str, Any], loader: type, backbone_path: Path | None = None):
     backbone_path = backbone_path or path
     encoder = loader.from_pretrained(str(backbone_path))
+    settings = {**_checkpoint_lengths(path, encoder.config, settings), **settings}
     config = BiEncoderConfig(encoder_config=encoder.config, **settings)
     model = BiEncoderModel(config, encoder=encoder)
     model.eval()
     return model, load_tokenizer(path)
+
+
+def _checkpoint_lengths(path: Path, backbone_config: Any, settings: dict[str, Any]) -> dict[str, int]:
+    """Default query and document lengths from the checkpoint's own limit: the tokenizer's
+    ``model_max_length`` or the backbone's ``max_position_embeddings``, whichever is smaller (a SPLADE
+    MLM directory then reads 256-token queries whole instead of cutting them at 32). ColBERT-style
+    query expansion keeps its 32-token queries: there the length is the number of ``[MASK]`` pads."""
+    limits = [getattr(backbone_config, "max_position_embeddings", None)]
+    tokenizer_config = path / "tokenizer_config.json"
+    if tokenizer_config.exists():
+        limits.append(_read_json(tokenizer_config).get("model_max_length"))
+    known = [int(v) for v in limits if isinstance(v, int) and 0 < v < 100_000]
+    if not known:
+        return {}
+    lengths = {"doc_max_length": min(known)}
+    if not settings.get("query_expansion"):
+        lengths["query_max_length"] = min(known)
+    return lengths
 
 
 def _load_sentence_transformers(path: Path, overrides: dict[str, Any]):

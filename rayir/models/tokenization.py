@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -19,12 +20,15 @@ class BiEncoderTokenizer:
     """Tokenises queries and documents for a :class:`BiEncoderConfig`.
 
     Returns ``input_ids``, ``attention_mask`` and ``scoring_mask`` (which tokens form a
-    multi-vector representation or a SPLADE vector).
+    multi-vector representation or a SPLADE vector). ``truncated["query"]`` / ``truncated["doc"]``
+    count the texts cut at ``query_max_length`` / ``doc_max_length`` so far (stage summaries report
+    them; a slow tokenizer, which does not say, counts none).
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
         self.tokenizer = tokenizer
         self.config = config
+        self.truncated = {"query": 0, "doc": 0}
         self._query_marker_id = self._token_id(config.query_marker)
         self._doc_marker_id = self._token_id(config.doc_marker)
         self._punctuation_ids = torch.tensor(
@@ -44,7 +48,7 @@ class BiEncoderTokenizer:
 
     def queries(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         cfg = self.config
-        batch = self._encode(texts, cfg.query_max_length, self._query_marker_id)
+        batch = self._encode(texts, cfg.query_max_length, self._query_marker_id, "query")
         if cfg.query_inference_free:
             batch["scoring_mask"] = batch["scoring_mask"] & ~batch.pop("special_tokens_mask").bool()
         batch.pop("special_tokens_mask", None)
@@ -53,19 +57,22 @@ class BiEncoderTokenizer:
         return batch
 
     def docs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        batch = self._encode(texts, self.config.doc_max_length, self._doc_marker_id)
+        batch = self._encode(texts, self.config.doc_max_length, self._doc_marker_id, "doc")
         batch.pop("special_tokens_mask", None)
         if self.config.mask_punctuation:
             is_punct = torch.isin(batch["input_ids"], self._punctuation_ids)
             batch["scoring_mask"] = batch["scoring_mask"] & ~is_punct
         return batch
 
-    def _encode(self, texts: Sequence[str], max_length: int, marker_id: int | None) -> dict[str, torch.Tensor]:
+    def _encode(
+        self, texts: Sequence[str], max_length: int, marker_id: int | None, side: str
+    ) -> dict[str, torch.Tensor]:
         texts = list(texts)
         room = max_length - (1 if marker_id is not None else 0)
         enc = self.tokenizer(
             texts, truncation=True, max_length=room, padding=True, return_tensors="pt", return_special_tokens_mask=True
         )
+        self.truncated[side] += count_truncated(enc)
         input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
         if marker_id is not None:
             # Insert the marker right after the first ([CLS]) token.
@@ -97,12 +104,20 @@ class BiEncoderTokenizer:
         return out
 
 
+def count_truncated(encoding: Any) -> int:
+    """Texts (or pairs) of a fast tokenizer's batch that lost tokens to truncation."""
+    encodings = getattr(encoding, "encodings", None) or []
+    return sum(1 for item in encodings if item.overflowing)
+
+
 class CrossEncoderTokenizer:
-    """Tokenises (query, document) pairs for a :class:`CrossEncoderConfig`."""
+    """Tokenises (query, document) pairs for a :class:`CrossEncoderConfig`; ``truncated`` counts
+    the pairs cut at ``max_length`` so far."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: CrossEncoderConfig) -> None:
         self.tokenizer = tokenizer
         self.config = config
+        self.truncated = 0
 
     def pairs(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
         if len(queries) != len(docs):
@@ -120,4 +135,5 @@ class CrossEncoderTokenizer:
                 padding=True,
                 return_tensors="pt",
             )
+        self.truncated += count_truncated(enc)
         return dict(enc)

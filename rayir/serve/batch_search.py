@@ -38,6 +38,7 @@ from ..encode.staging import QUERY_SCHEMA, Chunk, stage_records
 from ..execution import Pool, executor
 from ..index.manifest import read_index_manifest
 from ..locks import output_lock
+from ..logs import report_truncation
 from ..options import ServingOptions
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,17 @@ class BatchSearchResult:
     shard_retries: int
     seconds: float
     without_hits: int = 0  # queries that matched no document: counted in ``queries``, absent from the run
+    truncated: int = 0  # queries cut at the model's query_max_length
 
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}.run"
 
 
-def no_hits_name(index: int) -> str:
-    """Beside each run part: the ids of the chunk's queries that matched nothing (they have no line)."""
-    return f"part-{index:05d}.nohits.json"
+def stats_name(index: int) -> str:
+    """Beside each run part: the ids of the chunk's queries that matched nothing (they have no line)
+    and how many of its queries were cut at the model's ``query_max_length``."""
+    return f"part-{index:05d}.stats.json"
 
 
 class QueryChunkSearcher:
@@ -92,6 +95,7 @@ class QueryChunkSearcher:
         starts = range(0, len(ids), self.batch_size)
         encoded = (self.searcher.encoder(texts[start : start + self.batch_size]) for start in starts)
         written, without_hits = 0, []
+        truncated_before = getattr(self.searcher.encoder, "truncated", 0)  # lexical encoders cut nothing
 
         def write(tmp: Path) -> None:
             nonlocal written
@@ -102,9 +106,13 @@ class QueryChunkSearcher:
                     without_hits.extend(batch_ids[row] for row in np.flatnonzero(hits.counts == 0))
                     written += len(batch_ids)
 
-        # The part, then its list of queries without hits: a chunk is done once the list exists.
+        # The part, then its statistics: a chunk is done once they exist.
         write_with(self.parts_dir / part_name(index), write)
-        write_with(self.parts_dir / no_hits_name(index), lambda tmp: tmp.write_text(json.dumps(without_hits)))
+        stats = {
+            "without_hits": without_hits,
+            "truncated": getattr(self.searcher.encoder, "truncated", 0) - truncated_before,
+        }
+        write_with(self.parts_dir / stats_name(index), lambda tmp: tmp.write_text(json.dumps(stats)))
         return written
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -163,7 +171,7 @@ def search_to_file(
         chunks = stage_records(records, queries, work / "queries", queries_per_chunk, settings, QUERY_SCHEMA, "query")
         parts = work / "parts"
         parts.mkdir(parents=True, exist_ok=True)
-        pending = [c for c in chunks if not (parts / no_hits_name(c.index)).exists()]  # written last, atomically
+        pending = [c for c in chunks if not (parts / stats_name(c.index)).exists()]  # written last, atomically
         total = sum(c.rows for c in chunks)
         logger.info("%d queries in %d chunks; %d chunks to search", total, len(chunks), len(pending))
 
@@ -191,7 +199,7 @@ def search_to_file(
         finally:
             for worker in shard_workers:
                 run.kill(worker)
-        incomplete = [c.index for c in chunks if not (parts / no_hits_name(c.index)).exists()]
+        incomplete = [c.index for c in chunks if not (parts / stats_name(c.index)).exists()]
         if incomplete:
             raise RuntimeError(
                 f"run parts of chunks {incomplete[:10]} are incomplete; run the same call again to resume"
@@ -200,11 +208,12 @@ def search_to_file(
             for chunk in chunks:
                 with (parts / part_name(chunk.index)).open("rb") as part:
                     shutil.copyfileobj(part, handle, 1 << 20)
-        without_hits, examples = 0, []
+        without_hits, examples, truncated = 0, [], 0
         for chunk in chunks:
-            ids = json.loads((parts / no_hits_name(chunk.index)).read_text())
-            without_hits += len(ids)
-            examples += ids[: 10 - len(examples)]
+            stats = json.loads((parts / stats_name(chunk.index)).read_text())
+            without_hits += len(stats["without_hits"])
+            examples += stats["without_hits"][: 10 - len(examples)]
+            truncated += stats["truncated"]
         shutil.rmtree(work, ignore_errors=True)
         seconds = time.perf_counter() - started
         logger.info("done: %d queries, %s (%.1fs, %.1f q/s)", total, output, seconds, total / max(seconds, 1e-9))
@@ -215,7 +224,9 @@ def search_to_file(
                 total,
                 examples,
             )
-        return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits)
+        limit = manifest["model_config"].get("query_max_length")
+        report_truncation(logger, truncated, total, "queries", f"query_max_length={limit} tokens")
+        return BatchSearchResult(output, total, len(chunks), len(pending), retries, seconds, without_hits, truncated)
 
 
 def _beir_query_files(split: str | None) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from ..data.trec import Run, ranked, read_run
 from ..encode.parallel_staging import stage_documents
 from ..errors import UnknownIdError
 from ..execution import Pool, executor
+from ..logs import report_truncation
 from ..options import ScoringOptions, check_precision
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,13 @@ class AttachCandidates:
         )
 
 
+class RerankedRun(dict):
+    """A run (``{query_id: {doc_id: score}}``) that also counts the pairs whose texts were cut at the
+    model's length limits (``truncated_pairs``)."""
+
+    truncated_pairs: int = 0
+
+
 class PairScorer:
     """Ray Data callable class: scores a batch of (query text, doc text) pairs."""
 
@@ -90,6 +98,11 @@ class PairScorer:
         self.kind = kind
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
 
+    def _truncated(self) -> int:
+        """Texts (bi-encoder) or pairs (cross-encoder) cut at the model's length limits so far."""
+        counts = self.module.tokenizer.truncated
+        return sum(counts.values()) if isinstance(counts, dict) else counts
+
     def scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
         import torch
 
@@ -103,15 +116,22 @@ class PairScorer:
             return self.module.model(self.module.tokenizer.pairs(queries, docs)).float().cpu().numpy()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        before = self._truncated()
         if "doc_ids" in batch:  # packed candidate lists (listwise): score each list jointly
             query_ids, doc_ids, scores = [], [], []
             for query_id, query, ids, texts in zip(batch["query_id"], batch["query"], batch["doc_ids"], batch["texts"]):
                 scores.extend(self.scores([str(query)] * len(texts), [str(t) for t in texts]).tolist())
                 query_ids.extend([query_id] * len(ids))
                 doc_ids.extend(ids)
-            return {"query_id": np.asarray(query_ids), "doc_id": np.asarray(doc_ids), "score": np.asarray(scores)}
-        scores = self.scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
-        return {"query_id": batch["query_id"], "doc_id": batch["doc_id"], "score": scores.astype(np.float64)}
+            out = {"query_id": np.asarray(query_ids), "doc_id": np.asarray(doc_ids), "score": np.asarray(scores)}
+        else:
+            scores = self.scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
+            out = {"query_id": batch["query_id"], "doc_id": batch["doc_id"], "score": scores.astype(np.float64)}
+        # The batch's count of cut texts rides on its first row (rows are summed, never read one by one).
+        truncated = np.zeros(len(out["score"]), np.int64)
+        if len(truncated):
+            truncated[0] = min(self._truncated() - before, len(truncated))
+        return {**out, "truncated": truncated}
 
 
 def pack_candidate_list(group: pa.Table) -> pa.Table:
@@ -165,7 +185,7 @@ def rerank(
     model_config: dict[str, Any] | None = None,
     scoring: ScoringOptions | None = None,
     **options: Any,
-) -> Run:
+) -> RerankedRun:
     """A new run: the top ``depth`` candidates of each query in ``run``, re-scored by ``model``.
 
     ``scoring`` (:class:`~rayir.options.ScoringOptions`: batch size, scorers, threads, GPUs,
@@ -211,7 +231,9 @@ def rerank(
     finally:
         if not work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    return interpolate_with_first_stage(result, input_run, first_stage_weight)
+    mixed = RerankedRun(interpolate_with_first_stage(result, input_run, first_stage_weight))
+    mixed.truncated_pairs = result.truncated_pairs
+    return mixed
 
 
 def _score(
@@ -224,7 +246,7 @@ def _score(
     corpus: str | Path,
     work: Path,
     scoring: ScoringOptions,
-) -> Run:
+) -> RerankedRun:
     chunks = stage_documents(corpus, work / "corpus", 8192, {"corpus": str(corpus)}, execution)
     docs = execution.read_parquet([str(work / "corpus" / c.path) for c in chunks])
     candidates: dict[str, list[str]] = {}
@@ -261,16 +283,19 @@ def _score(
         scored = execution.map_batches(lists, PairScorer, scorer, pool, batch_size=1)
     else:
         scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=scoring.batch_size)
-    result: Run = {}
+    result = RerankedRun()
     count = 0
     for batch in execution.iter_batches(scored, 4096):
         for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
             result.setdefault(str(q), {})[str(d)] = float(s)
             count += 1
+        result.truncated_pairs += int(np.sum(batch["truncated"]))
     if count != len(pairs):
         missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
         raise UnknownIdError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
     logger.info("%d pairs of %d queries scored in %.1fs", count, len(result), time.perf_counter() - started)
+    limits = "max_length" if kind == "cross" else "query_max_length/doc_max_length"
+    report_truncation(logger, result.truncated_pairs, count, "pairs", f"the model's {limits}")
     return result
 
 

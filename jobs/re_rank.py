@@ -1,6 +1,6 @@
 """Re-rank a run with a cross-encoder or bi-encoder on a Ray Data actor pool (= ``rayir re_rank``).
 
-    python jobs/re_rank.py --model path/to/cross-encoder --run bm25.run --queries data/scifact \
+    python jobs/re_rank.py --model cross-encoder/ms-marco-MiniLM-L6-v2 --run bm25.run --queries data/scifact \
         --split test --corpus data/scifact --qrels data/scifact --output reranked.run
 """
 

@@ -132,3 +132,12 @@ def test_full_disk_and_ctrl_c(capsys, tmp_path, monkeypatch):
 
     monkeypatch.setattr(rayir.comparison, "evaluate", interrupted)
     assert fails(capsys, f"evaluate --run {run} --qrels {qrels}", status=130).startswith("interrupted")
+
+
+def test_help_is_plain_text_under_the_rayir_name(capsys):
+    """``--help`` shows the docstrings without reStructuredText markup, and ``python -m rayir`` is ``rayir``."""
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: rayir ") and "(<output>/index)" in shown
+    assert "``" not in shown and ":mod:" not in shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -53,7 +54,7 @@ def main(args: Sequence[str] | None = None) -> None:
     """The ``rayir`` console script: one subcommand per stage."""
     args = list(sys.argv[1:] if args is None else args)
     stage = STAGES.get(args[0]) if args else None
-    _run(STAGES, [args[0], *gather_list_values(stage, args[1:])] if stage else args)
+    _run(STAGES, [args[0], *gather_list_values(stage, args[1:])] if stage else args, prog="rayir")
 
 
 def run_job(stage: str, args: Sequence[str] | None = None) -> None:
@@ -103,12 +104,12 @@ def _admits_list(hint: Any) -> bool:
     return typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in typing.get_args(hint))
 
 
-def _run(components: Any, args: list[str]) -> None:
+def _run(components: Any, args: list[str], prog: str | None = None) -> None:
     from jsonargparse import auto_cli
 
     configure_logging()
     try:
-        auto_cli(components, args=args, as_positional=False, parser_class=_parser())
+        auto_cli(components, args=args, as_positional=False, parser_class=_parser(prog))
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
@@ -120,18 +121,31 @@ def _run(components: Any, args: list[str]) -> None:
         _fail(err)
 
 
-def _parser() -> type:
-    """jsonargparse's parser with ``--version`` (on ``rayir`` and on each stage and job)."""
+def _parser(prog: str | None = None) -> type:
+    """jsonargparse's parser with ``--version`` (on ``rayir`` and on each stage and job), the
+    docstrings' reStructuredText markup taken out of ``--help``, and ``rayir`` as the program name
+    of ``python -m rayir`` (which would otherwise show ``__main__.py``)."""
     from jsonargparse import ArgumentParser
 
     from .. import __version__
 
     class Parser(ArgumentParser):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if prog is not None and not args and "prog" not in kwargs:
+                kwargs["prog"] = prog
             super().__init__(*args, **kwargs)
             self.add_argument("--version", action="version", version=f"rayir {__version__}")
 
+        def format_help(self) -> str:
+            return plain_text(super().format_help())
+
     return Parser
+
+
+def plain_text(text: str) -> str:
+    """``code`` and :role:`target` as plain words (what a terminal shows of reStructuredText)."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
 
 
 def _fail(err: BaseException) -> None:

@@ -27,6 +27,9 @@ _EXPORTS = {
     "read_qrels": "trec",
     "read_run": "trec",
     "write_run": "trec",
+    "qrels_to_frame": "frames",
+    "run_from_frame": "frames",
+    "run_to_frame": "frames",
 }
 __all__ = sorted(_EXPORTS)
 

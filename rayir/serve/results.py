@@ -7,9 +7,10 @@ looking the ordinals up in the index's doc-id table: no per-query dicts and no r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,29 @@ import pyarrow as pa
 from ..atomic import atomic_path
 from ..data.trec import Run, check_tag
 from ..index.hits import HitMatrix
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked document of one query, as a person reads it (``text`` when the corpus is given)."""
+
+    query_id: str
+    doc_id: str
+    score: float
+    rank: int
+    text: str | None = None
+
+    def __str__(self) -> str:
+        shown = f"{self.rank:>3}. {self.doc_id}  {self.score:.4f}"
+        return shown if self.text is None else f"{shown}  {_abridged(self.text)}"
+
+
+def _abridged(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @dataclass
@@ -50,6 +74,41 @@ class SearchResult:
         """``{query_id: {doc_id: score}}`` in rank order (for evaluation and the Python API)."""
         ids, scores, bounds = self._flat()
         return {q: dict(zip(ids[a:b], scores[a:b])) for q, a, b in zip(self.query_ids, bounds[:-1], bounds[1:])}
+
+    def readable(self, corpus: str | Path | Mapping[str, str] | None = None) -> list[list[Hit]]:
+        """Each query's hits (doc id, score, rank from 1), with their texts when ``corpus`` (a source
+        or a mapping of doc id to text) is given; ``print(*hits, sep="\n")`` shows a ranking."""
+        ids, scores, bounds = self._flat()
+        texts: Mapping[str, str] = {}
+        if isinstance(corpus, Mapping):
+            texts = corpus
+        elif corpus is not None:
+            from ..data.readers import read_docs
+
+            wanted = set(ids)
+            texts = {d.doc_id: d.text for d in read_docs(corpus) if d.doc_id in wanted}
+        return [
+            [
+                Hit(query_id, ids[i], scores[i], i - start + 1, texts.get(ids[i]) if texts else None)
+                for i in range(start, end)
+            ]
+            for query_id, start, end in zip(self.query_ids, bounds[:-1], bounds[1:])
+        ]
+
+    def to_frame(self) -> pd.DataFrame:
+        """``qid, docno, score, rank`` (rank from 0, PyTerrier's convention), queries in row order."""
+        import pandas as pd
+
+        ids, scores, bounds = self._flat()
+        counts = np.diff(bounds)
+        return pd.DataFrame(
+            {
+                "qid": np.repeat(np.asarray(self.query_ids, dtype=object), counts),
+                "docno": ids,
+                "score": np.asarray(scores, dtype=np.float64),
+                "rank": np.concatenate([np.arange(c) for c in counts]) if len(counts) else np.zeros(0, np.int64),
+            }
+        )
 
     def trec_lines(self, tag: str = "rayir", sort_queries: bool = False) -> Iterator[str]:
         """TREC run lines, each query ranked as searched; queries in row order or in id order."""

@@ -48,3 +48,18 @@ def test_queries_that_match_nothing_are_counted_in_the_search_summary(sample_col
     )
     assert summary["queries"] == 7 and summary["queries_without_hits"] == 2
     assert sorted(read_run(tmp_path / "out.run")) == sorted(i for i, _ in real)
+
+
+def test_search_hits_read_with_their_texts(sample_collection, tmp_path):
+    from rayir.cli.stages import index
+    from rayir.data import read_docs
+
+    index(str(sample_collection), str(tmp_path / "out"), "bm25", in_process=True)
+    with Searcher(tmp_path / "out" / "index", in_process=True) as searcher:
+        result = searcher.search_texts(["what causes earthquakes"], k=3)
+    hits = result.readable(sample_collection)[0]
+    texts = {d.doc_id: d.text for d in read_docs(sample_collection)}
+    assert [h.doc_id for h in hits] == list(result.to_run()["0"]) and [h.rank for h in hits] == [1, 2, 3]
+    assert all(h.text == texts[h.doc_id] for h in hits) and "earthquake" in str(hits[0]).lower()
+    assert [h.text for h in result.readable()[0]] == [None] * 3
+    assert result.to_frame()[["docno", "rank"]].values.tolist() == [[h.doc_id, h.rank - 1] for h in hits]

@@ -9,6 +9,7 @@ model name, and the spec alone rebuilds document and query encoders on any worke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,8 +46,9 @@ class Runtime:
 
 
 class DocumentEncoder(Protocol):
-    def encode_staged(self, chunk: Path) -> pa.Table:
-        """The embedding shard (see :mod:`rayir.encode.formats`) of one staged chunk file."""
+    def encode_staged(self, chunk: Path, progress: Callable[[int], None] | None = None) -> pa.Table:
+        """The embedding shard (see :mod:`rayir.encode.formats`) of one staged chunk file;
+        ``progress(n)`` is told of documents as they are encoded."""
         ...
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 import sys
 import typing
@@ -104,9 +105,17 @@ def _admits_list(hint: Any) -> bool:
     return typing.get_origin(hint) is list or any(typing.get_origin(a) is list for a in typing.get_args(hint))
 
 
+# Flags of the process rather than of a stage: taken out before parsing, as environment variables.
+RUNTIME_FLAGS = {"--ray_logs": "RAYIR_RAY_LOGS", "--dashboard": "RAYIR_DASHBOARD"}
+
+
 def _run(components: Any, args: list[str], prog: str | None = None) -> None:
     from jsonargparse import auto_cli
 
+    for flag, variable in RUNTIME_FLAGS.items():
+        if flag in args:
+            args = [a for a in args if a != flag]
+            os.environ[variable] = "1"
     configure_logging()
     try:
         auto_cli(components, args=args, as_positional=False, parser_class=_parser(prog))
@@ -133,6 +142,11 @@ def _parser(prog: str | None = None) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if prog is not None and not args and "prog" not in kwargs:
                 kwargs["prog"] = prog
+            kwargs.setdefault(
+                "epilog",
+                "--ray_logs shows Ray's own log lines (hidden by default); --dashboard starts the local Ray "
+                "dashboard and prints its address.",
+            )
             super().__init__(*args, **kwargs)
             self.add_argument("--version", action="version", version=f"rayir {__version__}")
 

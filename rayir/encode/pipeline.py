@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ..execution import Executor, Pool, executor
 from ..locks import output_lock
 from ..logs import report_truncation
 from ..options import check_precision
+from ..progress import Progress, tally
 from .formats import truncated_in
 from .manifest import FORMAT_VERSION, MANIFEST, verify_manifest, verify_shard_against_chunk
 from .parallel_staging import stage_documents
@@ -182,29 +184,33 @@ def encode_corpus(
         )
         encoded = 0
         busy: dict[int, float] = {}
-        for attempt in range(retries + 1):
-            if not pending:
-                break
-            pool = Pool(
-                size=min(num_encoders, len(pending)),
-                num_gpus=gpus_per_encoder,
-                num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1,
-            )
-            try:
-                encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
-            except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
-                pending = _pending(chunks, shards)
-                done = len(chunks) - len(pending)
-                if attempt == retries:
-                    raise RuntimeError(
-                        f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
-                        "run the same command again to resume"
-                    ) from err
-                logger.warning(
-                    "attempt %d failed (%s); retrying %d shards", attempt + 1, type(err).__name__, len(pending)
+        counts = tally(run.in_process)
+        constructor["progress"] = counts
+        shown = Progress("encode", sum(c.rows for c in pending), "documents", counts) if pending else nullcontext()
+        with shown:
+            for attempt in range(retries + 1):
+                if not pending:
+                    break
+                pool = Pool(
+                    size=min(num_encoders, len(pending)),
+                    num_gpus=gpus_per_encoder,
+                    num_cpus=0 if gpus_per_encoder else threads_per_encoder or 1,
                 )
-                continue
-            pending = _pending(chunks, shards)
+                try:
+                    encoded += _run_encoders(run, pending, chunk_encoder, constructor, pool, busy)
+                except Exception as err:  # noqa: BLE001 - any encoder failure: resume from the shards on disk
+                    pending = _pending(chunks, shards)
+                    done = len(chunks) - len(pending)
+                    if attempt == retries:
+                        raise RuntimeError(
+                            f"encoding failed with {done}/{len(chunks)} shards finished ({type(err).__name__}: {err}); "
+                            "run the same command again to resume"
+                        ) from err
+                    logger.warning(
+                        "attempt %d failed (%s); retrying %d shards", attempt + 1, type(err).__name__, len(pending)
+                    )
+                    continue
+                pending = _pending(chunks, shards)
 
         manifest = _finish(output_dir, chunks, staging, settings, representation)
         if not keep_staging:
@@ -250,7 +256,7 @@ def _collect_shards(rows, pending, busy: dict[int, float]) -> int:
                 f"shard {row['index']}: wrote {row['rows']} rows for {rows_by_index[int(row['index'])]} documents"
             )
         rate = docs / max(time.perf_counter() - started, 1e-9)
-        logger.info(
+        logger.debug(  # the progress line counts documents as they finish; this is per shard
             "shard %d done (%d/%d this run, %d docs, %.1f docs/s)",
             int(row["index"]),
             shards_done,

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import sha256_file, write_with
 from ..encoders import EncoderSpec, Runtime, load_document_encoder
+from ..progress import Tally
 
 
 def shard_name(index: int) -> str:
@@ -28,16 +29,23 @@ class ChunkEncoder:
     """
 
     def __init__(
-        self, spec: dict[str, Any], files: str | None, staging_dir: str, shard_dir: str, runtime: dict[str, Any]
+        self,
+        spec: dict[str, Any],
+        files: str | None,
+        staging_dir: str,
+        shard_dir: str,
+        runtime: dict[str, Any],
+        progress: Tally | None = None,
     ) -> None:
         self.staging_dir, self.shard_dir = Path(staging_dir), Path(shard_dir)
         self.encoder = load_document_encoder(
             EncoderSpec(**spec), Path(files) if files else None, self.staging_dir, Runtime(**runtime)
         )
+        self.progress = progress
 
     def encode(self, chunk: str) -> pa.Table:
-        """The embedding shard of one staged chunk."""
-        return self.encoder.encode_staged(self.staging_dir / chunk)
+        """The embedding shard of one staged chunk (documents counted into ``progress`` as they are done)."""
+        return self.encoder.encode_staged(self.staging_dir / chunk, self.progress.add if self.progress else None)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows, checksums, seconds = [], [], []

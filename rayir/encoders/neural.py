@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,9 @@ class NeuralDocumentEncoder:
             start += size
         return order, batches
 
-    def encode_chunk(self, doc_ids: list[str], texts: list[str]) -> pa.Table:
+    def encode_chunk(
+        self, doc_ids: list[str], texts: list[str], progress: Callable[[int], None] | None = None
+    ) -> pa.Table:
         from ..encode.formats import embeddings_to_table, with_truncated
 
         truncated_before = self.module.tokenizer.truncated["doc"]
@@ -130,14 +133,16 @@ class NeuralDocumentEncoder:
         for picked in batches:
             embeddings = self.encode_batch([texts[i] for i in picked])
             parts.append(embeddings_to_table(self.mode, [doc_ids[i] for i in picked], embeddings))
+            if progress is not None:
+                progress(len(picked))
         table = pa.concat_tables(parts)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         return with_truncated(table.take(pa.array(inverse)), self.module.tokenizer.truncated["doc"] - truncated_before)
 
-    def encode_staged(self, chunk: Path) -> pa.Table:
+    def encode_staged(self, chunk: Path, progress: Callable[[int], None] | None = None) -> pa.Table:
         source = pq.read_table(chunk)
-        return self.encode_chunk(source.column("doc_id").to_pylist(), source.column("text").to_pylist())
+        return self.encode_chunk(source.column("doc_id").to_pylist(), source.column("text").to_pylist(), progress)
 
 
 class NeuralQueryEncoder:

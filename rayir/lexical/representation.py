@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,7 @@ class BM25DocumentEncoder:
     def __init__(self, model: BM25Model) -> None:
         self.model = model
 
-    def encode_staged(self, chunk: Path) -> pa.Table:
+    def encode_staged(self, chunk: Path, progress: Callable[[int], None] | None = None) -> pa.Table:
         from ..encode.formats import SCHEMAS
 
         doc_ids = pq.read_table(chunk, columns=["doc_id"]).column("doc_id")
@@ -112,6 +113,8 @@ class BM25DocumentEncoder:
             raise RuntimeError(f"{chunk}: {analysed.num_rows} analysed rows for {len(doc_ids)} documents")
         indptr, terms, weights = self.model.doc_weights(analysed)
         offsets = pa.array(indptr.astype(np.int32))
+        if progress is not None:
+            progress(len(doc_ids))
         return pa.Table.from_arrays(
             [
                 doc_ids.combine_chunks(),

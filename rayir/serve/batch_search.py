@@ -40,6 +40,7 @@ from ..index.manifest import read_index_manifest
 from ..locks import output_lock
 from ..logs import report_truncation
 from ..options import ServingOptions
+from ..progress import Progress, Tally, tally
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +81,11 @@ class QueryChunkSearcher:
         batch_size: int,
         tag: str,
         in_process: bool,
+        progress: Tally | None = None,
     ) -> None:
         from .coordinator import Searcher
+
+        self.progress = progress
 
         self.searcher = Searcher(index_dir, serving, in_process=in_process, shard_workers=shard_workers)
         self.staging_dir, self.parts_dir = Path(staging_dir), Path(parts_dir)
@@ -105,6 +109,8 @@ class QueryChunkSearcher:
                     handle.writelines(SearchResult(batch_ids, hits, self.searcher.doc_table).trec_lines(self.tag))
                     without_hits.extend(batch_ids[row] for row in np.flatnonzero(hits.counts == 0))
                     written += len(batch_ids)
+                    if self.progress is not None:
+                        self.progress.add(len(batch_ids))
 
         # The part, then its statistics: a chunk is done once they exist.
         write_with(self.parts_dir / part_name(index), write)
@@ -192,10 +198,12 @@ def search_to_file(
                     batch_size=batch_size,
                     tag=tag,
                     in_process=in_process,
+                    progress=tally(in_process),
                 )
                 gpu = serving.device.startswith("cuda")
                 pool = Pool(size=min(num_query_encoders, len(pending)), num_cpus=0 if gpu else 1, num_gpus=int(gpu))
-                retries = _search_chunks(run, pending, constructor, pool)
+                with Progress("search", sum(c.rows for c in pending), "queries", constructor["progress"]):
+                    retries = _search_chunks(run, pending, constructor, pool)
         finally:
             for worker in shard_workers:
                 run.kill(worker)
@@ -246,5 +254,5 @@ def _search_chunks(run: Any, pending: list[Chunk], constructor: dict[str, Any], 
         done += queries
         retries += int(row["retries"])
         rate = done / max(time.perf_counter() - started, 1e-9)
-        logger.info("chunk %d done (%d queries, %.1f q/s)", index, done, rate)
+        logger.debug("chunk %d done (%d queries, %.1f q/s)", index, done, rate)
     return retries

@@ -27,6 +27,7 @@ from ..errors import UnknownIdError
 from ..execution import Pool, executor
 from ..logs import report_truncation
 from ..options import ScoringOptions, check_precision
+from ..progress import Progress, Tally, tally
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,11 @@ class PairScorer:
         device: str,
         threads: int | None,
         precision: str = "float32",
+        progress: Tally | None = None,
     ) -> None:
         from ..models.inference import load_for_inference
+
+        self.progress = progress
         from ..modules import BiEncoderModule, CrossEncoderModule
 
         module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
@@ -127,6 +131,8 @@ class PairScorer:
         else:
             scores = self.scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
             out = {"query_id": batch["query_id"], "doc_id": batch["doc_id"], "score": scores.astype(np.float64)}
+        if self.progress is not None:
+            self.progress.add(len(out["score"]))
         # The batch's count of cut texts rides on its first row (rows are summed, never read one by one).
         truncated = np.zeros(len(out["score"]), np.int64)
         if len(truncated):
@@ -274,6 +280,7 @@ def _score(
         device="cuda" if gpus else "cpu",
         threads=threads,
         precision=scoring.precision,
+        progress=tally(execution.in_process),
     )
     pool = Pool(size=scoring.num_scorers, num_cpus=0 if gpus else threads or 1, num_gpus=gpus)
     started = time.perf_counter()
@@ -285,11 +292,12 @@ def _score(
         scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=scoring.batch_size)
     result = RerankedRun()
     count = 0
-    for batch in execution.iter_batches(scored, 4096):
-        for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
-            result.setdefault(str(q), {})[str(d)] = float(s)
-            count += 1
-        result.truncated_pairs += int(np.sum(batch["truncated"]))
+    with Progress("re-rank", len(pairs), "pairs", scorer["progress"]):
+        for batch in execution.iter_batches(scored, 4096):
+            for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
+                result.setdefault(str(q), {})[str(d)] = float(s)
+                count += 1
+            result.truncated_pairs += int(np.sum(batch["truncated"]))
     if count != len(pairs):
         missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
         raise UnknownIdError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")

@@ -14,6 +14,8 @@ import ray.train
 import torch
 from ray.train.lightning import RayTrainReportCallback
 
+from ..progress import duration
+
 logger = logging.getLogger(__name__)
 
 
@@ -79,29 +81,40 @@ class ReportCheckpoint(RayTrainReportCallback):
 
 
 class ProgressLog(lightning.Callback):
-    """A line on stderr every ``every_n_steps`` steps (rank 0): step, loss, samples/s."""
+    """Progress lines on stderr from rank 0: after the first step, then every ``every_n_steps`` steps
+    or ``RAYIR_PROGRESS_SECONDS`` (default 10), and at the last step: step, loss, samples/s and time
+    left. Rates count from the first finished step, so start-up does not drag them down."""
 
     def __init__(self, every_n_steps: int = 10) -> None:
         self.every_n_steps = every_n_steps
-        self._start = time.perf_counter()
+        self.interval = float(os.environ.get("RAYIR_PROGRESS_SECONDS", "10"))
+        self._first: tuple[float, int, int] | None = None  # (time, step, samples) at the first step
+        self._last = 0.0
         self._samples = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._start, self._samples = time.perf_counter(), 0
+        self._first, self._last, self._samples = None, 0.0, 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._samples += len(batch)
-        if trainer.global_rank != 0 or trainer.global_step % self.every_n_steps:
+        self._samples += len(batch) * trainer.world_size
+        if trainer.global_rank != 0:
             return
+        now, step, total = time.perf_counter(), trainer.global_step, trainer.estimated_stepping_batches
+        if self._first is None:
+            self._first = (now, step, self._samples)
+        due = step == self._first[1] or step >= total or step % self.every_n_steps == 0
+        if not due and now - self._last < self.interval:
+            return
+        self._last = now
         loss = trainer.callback_metrics.get("train_loss")
-        rate = self._samples * trainer.world_size / (time.perf_counter() - self._start)
-        logger.info(
-            "step %d/%d loss %.4f %.1f samples/s",
-            trainer.global_step,
-            trainer.estimated_stepping_batches,
-            float(loss) if loss is not None else float("nan"),
-            rate,
-        )
+        shown = float(loss) if loss is not None else float("nan")
+        line = f"fit: step {step}/{total} ({100 * step / max(total, 1):.0f}%), loss {shown:.4f}"
+        since, first_step, first_samples = self._first
+        if now > since and step > first_step:
+            steps_per_second = (step - first_step) / (now - since)
+            line += f", {(self._samples - first_samples) / (now - since):.1f} samples/s"
+            line += f", {duration((total - step) / steps_per_second)} left"
+        logger.info("%s", line)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.global_rank == 0:

@@ -85,7 +85,7 @@ def fit(
         if overwrite:
             shutil.rmtree(out / "ray_train", ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
-        ensure_ray()
+        ensure_ray(state_api=True)  # Ray Train's controller polls the State API
         # Ray Train runs workers in their own directory: relative paths must be resolved here.
         data = _with_absolute_paths(data)
         validation = _with_absolute_paths(validation) if validation else None

@@ -7,14 +7,18 @@ import logging
 import sys
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Progress lines of every ``rayir.*`` logger on stderr as ``[rayir.encode.pipeline] ...`` (once)."""
+def configure_logging(level: int = logging.INFO, propagate: bool = True) -> None:
+    """Progress lines of every ``rayir.*`` logger on stderr as ``[rayir.encode.pipeline] ...`` (once).
+
+    A Ray Train worker passes ``propagate=False``: Lightning gives its root logger a handler of its
+    own, which would print every line a second time."""
     package = logging.getLogger("rayir")
     if not package.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
         package.addHandler(handler)
     package.setLevel(level)
+    package.propagate = propagate
 
 
 # Texts cut at a model's length limit are always counted; above this share of the input a warning says so.

@@ -37,6 +37,19 @@ def quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def quiet_worker() -> None:
+    """In a Ray Train worker: Lightning's set-up notes, Ray Train's per-report lines and library
+    deprecation warnings stay in the worker's log file unless ``RAYIR_RAY_LOGS`` asks for them."""
+    if ray_logs_shown():
+        return
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def ensure_ray(num_cpus: int | None = None, state_api: bool = False) -> None:
     """Join the cluster a job was submitted to (``RAY_ADDRESS``), or start a local Ray.
 

@@ -72,3 +72,26 @@ def test_fit_logs_its_first_and_last_step_even_when_short(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("fit: step 1/4 (25%)") and lines[-1].startswith("fit: step 4/4 (100%)")
     assert "samples/s" in lines[-1] and "0s left" in lines[-1]
+
+
+def test_ray_and_library_chatter_is_quiet_unless_asked_for(monkeypatch):
+    from rayir.ray_runtime import quiet_ray, quiet_worker
+
+    names = ["ray", "ray.data", "ray.train", "lightning.pytorch"]
+    before = {name: logging.getLogger(name).level for name in names}
+    try:
+        monkeypatch.setenv("RAYIR_RAY_LOGS", "1")
+        quiet_worker()
+        assert logging.getLogger("lightning.pytorch").level == before["lightning.pytorch"]
+        monkeypatch.delenv("RAYIR_RAY_LOGS")
+        monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+        quiet_worker()
+        quiet_ray()
+        assert logging.getLogger("lightning.pytorch").level == logging.WARNING
+        assert logging.getLogger("ray.data").level == logging.ERROR
+        import os
+
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

@@ -183,8 +183,10 @@ def train_worker(config: dict[str, Any]) -> None:
     from ..data.datamodule import RankDataModule
     from ..logs import configure_logging
     from ..modules import BiEncoderModule, CrossEncoderModule
+    from ..ray_runtime import quiet_worker
 
-    configure_logging()  # this worker's progress lines reach the driver's output as before
+    configure_logging(propagate=False)  # this worker's progress lines reach the driver's output, once each
+    quiet_worker()
     from .callbacks import ProgressLog, ReportCheckpoint, SetDatasetEpoch
 
     optimization: Optimization = config["optimization"]

@@ -22,3 +22,24 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return "" if value is None else str(value)
+
+
+def summary_table(summary: dict[str, object]) -> str:
+    """A stage's JSON summary as two aligned columns a person reads at a glance (nested values, which
+    a stage prints as its own table, are left to the JSON line)."""
+    rows = [[key, _readable(value)] for key, value in summary.items() if key != "stage" and _is_scalar(value)]
+    return format_table([str(summary.get("stage", "")), ""], rows)
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _readable(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)

@@ -192,3 +192,14 @@ def test_list_options_take_values_one_after_another():
     assert gather_list_values(evaluate_stage, ["--measures", "[nDCG@10, R@100]"]) == ["--measures=[nDCG@10, R@100]"]
     # search's --run is one file: a second value stays a second value (and jsonargparse refuses it)
     assert gather_list_values(search, ["--run", "a.run", "b.run"]) == ["--run", "a.run", "b.run"]
+
+
+def test_stage_summaries_print_a_table_before_the_json_line(capsys):
+    from rayir.cli.stages import _report
+
+    summary = {"stage": "search", "run": "a.run", "queries": 12345, "seconds": 5.5213, "nDCG@10": 0.6451234}
+    _report(summary)
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[-1]) == summary  # scripts read the last line
+    rows = {line.split()[0]: line.split()[-1] for line in lines[2:-1]}
+    assert rows == {"run": "a.run", "queries": "12,345", "seconds": "5.521", "nDCG@10": "0.6451"}

@@ -89,7 +89,7 @@ def evaluate(
         plot_comparison(result, plot)
     if mteb_output is not None:
         _write_mteb(Path(mteb_output), comparisons, split or "test")
-    return _report(_summary(result, comparisons, systems))
+    return _report(_summary(result, comparisons, systems), table=False)  # its own table is printed above
 
 
 def _named(value: dict[str, str] | list[str] | str, default_name: Any, what: str) -> dict[str, str]:

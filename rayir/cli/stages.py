@@ -45,7 +45,12 @@ def _check_files(**paths: str | None) -> None:
             raise ConfigError(f"{name}={path!r} is a directory; expected a file path")
 
 
-def _report(summary: dict[str, Any]) -> dict[str, Any]:
+def _report(summary: dict[str, Any], table: bool = True) -> dict[str, Any]:
+    """A small table a person reads, then the one JSON line (always the last line) scripts read."""
+    from ..tables import summary_table
+
+    if table:
+        print(summary_table(summary), flush=True)
     print(json.dumps(summary), flush=True)
     return summary
 

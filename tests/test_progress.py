@@ -95,3 +95,18 @@ def test_ray_and_library_chatter_is_quiet_unless_asked_for(monkeypatch):
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_process_flags_become_environment_for_ray(monkeypatch, capsys):
+    import os
+
+    import pytest
+
+    from rayir.cli import main
+
+    monkeypatch.delenv("RAYIR_RAY_LOGS", raising=False)
+    monkeypatch.delenv("RAYIR_DASHBOARD", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        main(["--ray_logs", "--dashboard", "--version"])
+    assert ended.value.code == 0 and capsys.readouterr().out.startswith("rayir ")
+    assert os.environ["RAYIR_RAY_LOGS"] == os.environ["RAYIR_DASHBOARD"] == "1"

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import re
 from pathlib import Path
 
 from .atomic import sha256_file
+from .errors import ConfigError
 
 PACKAGE_PREFIX = "pkg:"
 
@@ -131,3 +133,34 @@ FRESH_HEAD_WARNING = (
     "%s: this cross-encoder's scoring head is freshly initialised (the checkpoint has none for mode %s): its "
     "scores are meaningless until it is fine-tuned (rayir fit --kind cross); re-ranking with it ranks at random"
 )
+
+
+BI_ENCODER_MODES = ("dense", "multi_vector", "sparse")
+CROSS_ENCODER_MODES = ("sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise")
+
+
+def model_kind(name_or_path: str | Path, mode: str | None = None) -> str:
+    """``bi`` or ``cross`` from the checkpoint's layout, or from a ``mode`` override that names one
+    family. A plain backbone (``BertModel``, ``ElectraModel``...) could be either, and guessing
+    would score it silently as the wrong one: that is an error asking for ``--kind``."""
+    if mode in CROSS_ENCODER_MODES:
+        return "cross"
+    if mode in BI_ENCODER_MODES:
+        return "bi"
+    path = resolve_model_dir(name_or_path)
+    config_file = path / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    model_type = config.get("model_type")
+    architectures = config.get("architectures") or []
+    if model_type in ("rayir-cross-encoder", "t5") or config.get("is_encoder_decoder"):
+        return "cross"
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return "cross"
+    if model_type == "rayir-bi-encoder" or (path / "modules.json").exists() or (path / "artifact.metadata").exists():
+        return "bi"
+    if "HF_ColBERT" in architectures or any(a.endswith("ForMaskedLM") for a in architectures):
+        return "bi"
+    raise ConfigError(
+        f"{name_or_path}: a plain {model_type or 'transformer'} backbone can be a bi-encoder or a cross-encoder; "
+        "give --kind bi or --kind cross (or a model_config mode)"
+    )

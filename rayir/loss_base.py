@@ -27,9 +27,19 @@ class Loss:
 
     needs_in_batch = False
     needs_sparse = False
+    needs_vectors = False  # the query and document vectors of a single-vector bi-encoder
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight
+
+    @property
+    def name(self) -> str:
+        """The name the loss is logged under (``train_<name>``)."""
+        return type(self).__name__
+
+    def weight_at(self, step: int) -> float:
+        """The loss's weight at an optimiser step (constant unless scheduled, see ``Scheduled``)."""
+        return self.weight
 
     def __call__(self, inputs: LossInputs) -> torch.Tensor:
         raise NotImplementedError

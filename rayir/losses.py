@@ -8,6 +8,8 @@ of the global batch (all workers), with ``in_batch_targets`` the column of each 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -103,9 +105,7 @@ class ApproxNDCG(Loss):
 
     def __call__(self, inputs: LossInputs) -> torch.Tensor:
         scores, gains = inputs.scores, (2.0 ** inputs.targets.clamp(min=0).to(inputs.scores.dtype)) - 1.0
-        diff = (scores.unsqueeze(1) - scores.unsqueeze(2)) / self.temperature  # [b, i, j] = s_j - s_i
-        approx_rank = 0.5 + torch.sigmoid(diff).sum(dim=2)  # 1 + sum_{j != i} sigmoid((s_j - s_i) / T)
-        dcg = (gains / torch.log2(1.0 + approx_rank)).sum(dim=1)
+        dcg = (gains / torch.log2(1.0 + approx_ranks(scores, self.temperature))).sum(dim=1)
         ideal_gains = gains.sort(dim=1, descending=True).values
         discounts = torch.log2(torch.arange(2, scores.shape[1] + 2, device=scores.device, dtype=scores.dtype))
         ideal = (ideal_gains / discounts).sum(dim=1)
@@ -113,6 +113,100 @@ class ApproxNDCG(Loss):
         if not judged.any():
             return scores.sum() * 0.0
         return (1.0 - dcg[judged] / ideal[judged]).mean()
+
+
+def approx_ranks(scores: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Differentiable ranks ``1 + sum_{j != i} sigmoid((s_j - s_i) / T)`` of each query's candidates."""
+    diff = (scores.unsqueeze(1) - scores.unsqueeze(2)) / temperature  # [b, i, j] = s_j - s_i
+    return 0.5 + torch.sigmoid(diff).sum(dim=2)  # the diagonal adds sigmoid(0) = 0.5
+
+
+class ApproxMRR(Loss):
+    """1 - a differentiable reciprocal rank: the best ``1 / approx_rank`` among the relevant candidates
+    (targets clipped to at most 1), as in Lightning IR's ApproxMRR."""
+
+    def __init__(self, temperature: float = 1.0, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.temperature = temperature
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        ranks = approx_ranks(inputs.scores, self.temperature)
+        relevance = inputs.targets.to(ranks.dtype).clamp(max=1)
+        return (1.0 - (relevance / ranks).max(dim=1).values).mean()
+
+
+class ApproxRankMSE(Loss):
+    """Mean squared error between differentiable ranks and the ranks the targets give (ties by
+    position), optionally weighted by ``1/log2(1 + rank)`` or ``1/rank`` of the true rank (Rank-DistiLLM)."""
+
+    def __init__(
+        self, temperature: float = 1.0, discount: Literal["log2", "reciprocal"] | None = None, weight: float = 1.0
+    ) -> None:
+        super().__init__(weight)
+        self.temperature, self.discount = temperature, discount
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        ranks = approx_ranks(inputs.scores, self.temperature)
+        true_ranks = (inputs.targets.argsort(dim=1, descending=True, stable=True).argsort(dim=1) + 1).to(ranks.dtype)
+        errors = (ranks - true_ranks) ** 2
+        if self.discount == "log2":
+            errors = errors / torch.log2(true_ranks + 1)
+        elif self.discount == "reciprocal":
+            errors = errors / true_ranks
+        return errors.mean()
+
+
+class PearsonCorrelation(Loss):
+    """1 - the Pearson correlation between each query's scores and targets (scale-free listwise
+    distillation)."""
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        scores = inputs.scores - inputs.scores.mean(dim=1, keepdim=True)
+        targets = inputs.targets.to(scores.dtype)
+        targets = targets - targets.mean(dim=1, keepdim=True)
+        return (1.0 - F.cosine_similarity(scores, targets, dim=1)).mean()
+
+
+class ScoreBasedInBatchCrossEntropy(Loss):
+    """In-batch cross-entropy that trusts the targets: the best candidate is the positive, every other
+    query's documents are negatives, and a query's own candidates are negatives only when their target
+    is at least ``min_target_diff`` below the best (the others are left out, as Lightning IR's
+    ScoreBasedInBatchCrossEntropy does). Bi-encoders only."""
+
+    needs_in_batch = True
+
+    def __init__(self, min_target_diff: float = 1.0, temperature: float = 1.0, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.min_target_diff, self.temperature = min_target_diff, temperature
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        if inputs.in_batch_scores is None:
+            raise ValueError("ScoreBasedInBatchCrossEntropy needs a bi-encoder (in-batch scores)")
+        scores, targets = inputs.in_batch_scores / self.temperature, inputs.targets
+        size, per_query = targets.shape
+        best = targets.argmax(dim=1)
+        first_own = inputs.in_batch_targets - best  # own candidates sit in consecutive columns
+        own_columns = first_own.unsqueeze(1) + torch.arange(per_query, device=scores.device)
+        too_close = targets > targets.max(dim=1, keepdim=True).values - self.min_target_diff
+        too_close[torch.arange(size, device=scores.device), best] = False  # the positive stays
+        masked = scores.scatter(1, own_columns, scores.gather(1, own_columns).masked_fill(too_close, float("-inf")))
+        return F.cross_entropy(masked, inputs.in_batch_targets)
+
+
+class L2Regularization(Loss):
+    """Mean L2 norm of the query and document vectors (dense or sparse single-vector bi-encoders)."""
+
+    needs_vectors = True
+
+    def __init__(self, query_weight: float = 1.0, doc_weight: float = 1.0, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.query_weight, self.doc_weight = query_weight, doc_weight
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        if inputs.query_vectors is None or inputs.query_vectors.dim() != 2:
+            raise ValueError("L2Regularization regularises single-vector (dense or sparse) bi-encoders only")
+        query = inputs.query_vectors.norm(dim=1).mean()
+        return self.query_weight * query + self.doc_weight * inputs.doc_vectors.norm(dim=1).mean()
 
 
 class FLOPSRegularization(Loss):
@@ -149,15 +243,56 @@ class L1Regularization(Loss):
         return self.query_weight * query + self.doc_weight * doc
 
 
+class Scheduled(Loss):
+    """Another loss whose weight follows a schedule over optimiser steps: zero for ``delay_steps``,
+    then rising over ``warmup_steps`` to the inner loss's ``weight`` — linearly, quadratically (the
+    SPLADE recipe for the FLOPS weight) or at once (``constant``: a delayed start) — then held.
+
+    In a config: ``{class_path: rayir.losses.Scheduled, init_args: {loss: {class_path:
+    rayir.losses.FLOPSRegularization, init_args: {weight: 0.001}}, warmup_steps: 1000, shape: quadratic}}``.
+    """
+
+    def __init__(
+        self,
+        loss: Loss,
+        warmup_steps: int = 0,
+        delay_steps: int = 0,
+        shape: Literal["linear", "quadratic", "constant"] = "linear",
+    ) -> None:
+        if warmup_steps < 0 or delay_steps < 0:
+            raise ValueError(f"warmup_steps={warmup_steps} and delay_steps={delay_steps} must be >= 0")
+        if isinstance(loss, Scheduled):
+            raise ValueError("a Scheduled loss schedules a plain loss, not another Scheduled one")
+        super().__init__(loss.weight)
+        self.loss, self.warmup_steps, self.delay_steps, self.shape = loss, warmup_steps, delay_steps, shape
+        self.needs_in_batch, self.needs_sparse = loss.needs_in_batch, loss.needs_sparse
+        self.needs_vectors = loss.needs_vectors
+
+    @property
+    def name(self) -> str:
+        return self.loss.name
+
+    def weight_at(self, step: int) -> float:
+        if step < self.delay_steps:
+            return 0.0
+        if self.shape == "constant" or self.warmup_steps == 0:
+            return self.loss.weight
+        progress = min(1.0, (step - self.delay_steps) / self.warmup_steps)
+        return self.loss.weight * (progress**2 if self.shape == "quadratic" else progress)
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        return self.loss(inputs)
+
+
 def _require_sparse(loss: Loss, inputs: LossInputs) -> None:
     if not inputs.sparse or inputs.query_vectors is None:
         raise ValueError(f"{type(loss).__name__} regularises sparse (SPLADE) bi-encoders only")
 
 
-def total_loss(losses: list[Loss], inputs: LossInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The weighted sum, and each term (unweighted) for logging."""
+def total_loss(losses: list[Loss], inputs: LossInputs, step: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted sum at optimiser ``step`` (scheduled weights), and each term (unweighted) for logging."""
     if not losses:
         raise ValueError("no losses configured")
-    terms = {type(loss).__name__: loss(inputs) for loss in losses}
-    total = sum(loss.weight * terms[type(loss).__name__] for loss in losses)
+    terms = {loss.name: loss(inputs) for loss in losses}
+    total = sum(loss.weight_at(step) * terms[loss.name] for loss in losses)
     return total, terms

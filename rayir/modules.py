@@ -8,6 +8,7 @@ it trains on the weighted sum of its losses and validates by re-ranking a run wi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,14 @@ def _concat(parts: list[Embeddings]) -> Embeddings:
     return Embeddings(torch.cat(vectors), torch.cat(masks))
 
 
+# The learning rate's factor after warm-up, as a function of the share of the remaining steps done.
+LR_SCHEDULES = {
+    "linear": lambda done: max(0.0, 1.0 - done),
+    "cosine": lambda done: 0.5 * (1.0 + math.cos(math.pi * done)),
+    "constant": lambda done: 1.0,
+}
+
+
 class _ScoringModule(lightning.LightningModule):
     """Shared set-up: load from a path (with config overrides) or wrap a model + tokenizer."""
 
@@ -108,9 +117,16 @@ class _ScoringModule(lightning.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         measures: Sequence[str] = ("nDCG@10",),
+        lr_schedule: str = "linear",
     ) -> _ScoringModule:
-        """Set the objective (weighted sum of ``losses``), AdamW settings and validation measures."""
-        names = [type(loss).__name__ for loss in losses]
+        """Set the objective (weighted sum of ``losses``), AdamW settings and validation measures.
+
+        ``lr_schedule`` after ``warmup_steps`` of linear warm-up: ``linear`` decay to 0 at the last
+        step, ``cosine`` decay to 0, or ``constant``."""
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r}; expected one of {sorted(LR_SCHEDULES)}")
+        self.lr_schedule = lr_schedule
+        names = [loss.name for loss in losses]
         if not losses or len(set(names)) != len(names):
             raise ValueError(f"give each loss once (got {names})")
         self._check_losses(losses)
@@ -128,7 +144,7 @@ class _ScoringModule(lightning.LightningModule):
     def training_step(self, batch: RankBatch, batch_idx: int) -> torch.Tensor:
         if batch.targets is None:
             raise ValueError("training samples need targets")
-        total, terms = total_loss(self.losses, self.loss_inputs(batch))
+        total, terms = total_loss(self.losses, self.loss_inputs(batch), self.global_step)
         self.log("train_loss", total.detach(), batch_size=len(batch), prog_bar=True)
         for name, value in terms.items():
             self.log(f"train_{name}", value.detach(), batch_size=len(batch))
@@ -144,14 +160,15 @@ class _ScoringModule(lightning.LightningModule):
             lr=self.lr,
         )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedule = LR_SCHEDULES[getattr(self, "lr_schedule", "linear")]
         warmup = self.warmup_steps
 
-        def linear_warmup_then_decay(step: int) -> float:
+        def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            return max(0.0, (total - step) / max(1, total - warmup))
+            return schedule(min(1.0, (step - warmup) / max(1, total - warmup)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_then_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_validation_epoch_start(self) -> None:
@@ -221,7 +238,7 @@ class BiEncoderModule(_ScoringModule):
     def _check_losses(self, losses: Sequence[Loss]) -> None:
         for loss in losses:
             if loss.needs_sparse and self.config.mode != "sparse":
-                raise ValueError(f"{type(loss).__name__} needs a sparse model; this one is {self.config.mode}")
+                raise ValueError(f"{loss.name} needs a sparse model; this one is {self.config.mode}")
 
     def loss_inputs(self, batch: RankBatch) -> LossInputs:
 
@@ -236,13 +253,14 @@ class BiEncoderModule(_ScoringModule):
             in_batch_scores = self.model.score_matrix(queries, all_docs)
             in_batch_targets = offset + torch.arange(size, device=self.device) * per_query + targets.argmax(dim=1)
         sparse = self.config.mode == "sparse"
+        vectors = sparse or any(loss.needs_vectors for loss in self.losses)
         return LossInputs(
             scores,
             targets,
             in_batch_scores,
             in_batch_targets,
-            queries.vectors if sparse else None,
-            docs.vectors if sparse else None,
+            queries.vectors if vectors else None,
+            docs.vectors if vectors else None,
             sparse,
         )
 
@@ -278,8 +296,8 @@ class CrossEncoderModule(_ScoringModule):
 
     def _check_losses(self, losses: Sequence[Loss]) -> None:
         for loss in losses:
-            if loss.needs_in_batch or loss.needs_sparse:
-                raise ValueError(f"{type(loss).__name__} applies to bi-encoders only")
+            if loss.needs_in_batch or loss.needs_sparse or loss.needs_vectors:
+                raise ValueError(f"{loss.name} applies to bi-encoders only")
 
     def loss_inputs(self, batch: RankBatch) -> LossInputs:
         targets = batch.targets.to(self.device)

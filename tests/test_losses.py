@@ -9,15 +9,21 @@ import pytest
 import torch
 
 from rayir.losses import (
+    ApproxMRR,
     ApproxNDCG,
+    ApproxRankMSE,
     FLOPSRegularization,
     InBatchCrossEntropy,
     InfoNCE,
     KLDivergence,
     L1Regularization,
+    L2Regularization,
     LossInputs,
     MarginMSE,
+    PearsonCorrelation,
     RankNet,
+    Scheduled,
+    ScoreBasedInBatchCrossEntropy,
     total_loss,
 )
 
@@ -102,3 +108,114 @@ def test_sparse_regularisers():
 def test_weighted_sum():
     total, terms = total_loss([RankNet(weight=0.5), InfoNCE(weight=2.0)], inputs())
     assert total.item() == pytest.approx(0.5 * terms["RankNet"].item() + 2.0 * terms["InfoNCE"].item())
+
+
+def approx_ranks_by_hand(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """1 + sum over the other candidates of sigmoid((s_j - s_i) / T)."""
+    b, n = scores.shape
+    return np.array(
+        [
+            [
+                1 + sum(1 / (1 + math.exp(-(scores[q, j] - scores[q, i]) / temperature)) for j in range(n) if j != i)
+                for i in range(n)
+            ]
+            for q in range(b)
+        ]
+    )
+
+
+def test_approx_mrr():
+    ranks = approx_ranks_by_hand(SCORES, 0.5)
+    relevance = np.minimum(TARGETS, 1)
+    expected = np.mean([1 - max(relevance[q, i] / ranks[q, i] for i in range(4)) for q in range(3)])
+    assert ApproxMRR(temperature=0.5)(inputs()).item() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("discount", [None, "log2", "reciprocal"])
+def test_approx_rank_mse(discount):
+    ranks = approx_ranks_by_hand(SCORES, 1.0)
+    true = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [3, 1, 4, 2]], dtype=float)  # ties by position (row 0)
+    weight = {None: 1.0, "log2": 1 / np.log2(true + 1), "reciprocal": 1 / true}[discount]
+    expected = np.mean((ranks - true) ** 2 * weight)
+    assert ApproxRankMSE(discount=discount)(inputs()).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_pearson_correlation():
+    expected = np.mean([1 - np.corrcoef(SCORES[q], TARGETS[q])[0, 1] for q in range(3)])
+    assert PearsonCorrelation()(inputs()).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_score_based_in_batch_cross_entropy():
+    """3 queries x 4 own candidates in a 12-column batch: own candidates less than 2.5 below the best are
+    left out (rows 0 and 1: all three others; row 2, targets [0.5, 3, 0.2, 1]: only the 1.0, as 0.5 is
+    exactly 2.5 below); the other queries' documents are negatives."""
+    matrix = rng.normal(size=(3, 12))
+    positives = np.array([4 * q + TARGETS[q].argmax() for q in range(3)])
+    expected = []
+    for q in range(3):
+        kept = []
+        for col in range(12):
+            own = 4 * q <= col < 4 * q + 4
+            if own and col != positives[q] and TARGETS[q, col - 4 * q] > TARGETS[q].max() - 2.5:
+                continue
+            kept.append(col)
+        logits = matrix[q, kept] / 0.5
+        expected.append(-(logits[kept.index(positives[q])] - np.log(np.exp(logits).sum())))
+    loss = ScoreBasedInBatchCrossEntropy(min_target_diff=2.5, temperature=0.5)(
+        inputs(in_batch_scores=torch.tensor(matrix), in_batch_targets=torch.tensor(positives))
+    )
+    assert loss.item() == pytest.approx(np.mean(expected), rel=1e-10)
+
+
+def test_l2_regularization():
+    q, d = rng.normal(size=(3, 5)), rng.normal(size=(6, 5))
+    expected = 0.3 * np.linalg.norm(q, axis=1).mean() + 2.0 * np.linalg.norm(d, axis=1).mean()
+    loss = L2Regularization(query_weight=0.3, doc_weight=2.0)(
+        inputs(query_vectors=torch.tensor(q), doc_vectors=torch.tensor(d))
+    )
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="single-vector"):
+        L2Regularization()(inputs(query_vectors=torch.zeros(3, 2, 5), doc_vectors=torch.zeros(6, 2, 5)))
+
+
+@pytest.mark.parametrize(
+    "shape, expected",
+    [
+        ("linear", [0.0, 0.0, 0.0, 0.5, 1.0, 1.5, 2.0]),  # delay 2, warm-up 4 to weight 2.0
+        ("quadratic", [0.0, 0.0, 0.0, 0.125, 0.5, 1.125, 2.0]),
+        ("constant", [0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
+    ],
+)
+def test_scheduled_loss_weights(shape, expected):
+    scheduled = Scheduled(FLOPSRegularization(weight=2.0), warmup_steps=4, delay_steps=2, shape=shape)
+    assert [scheduled.weight_at(step) for step in (0, 1, 2, 3, 4, 5, 6)] == pytest.approx(expected)
+    assert scheduled.name == "FLOPSRegularization" and scheduled.needs_sparse
+
+
+def test_total_loss_uses_the_weight_of_the_step():
+    q, d = torch.tensor(rng.random((3, 6))), torch.tensor(rng.random((12, 6)))
+    sparse = inputs(query_vectors=q, doc_vectors=d, sparse=True)
+    flops = FLOPSRegularization(weight=0.5)(sparse)
+    losses = [InfoNCE(), Scheduled(FLOPSRegularization(weight=0.5), warmup_steps=10)]
+    for step in (0, 5, 20):
+        total, terms = total_loss(losses, sparse, step)
+        assert total.item() == pytest.approx(terms["InfoNCE"].item() + 0.5 * min(1, step / 10) * flops.item())
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        ("linear", [0.5, 1.0, 1.0, 0.75, 0.5]),  # warm-up 2 of 6 steps, then 4 decay steps to 0 at step 6
+        ("cosine", [0.5, 1.0, 1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5]),
+        ("constant", [0.5, 1.0, 1.0, 1.0, 1.0]),
+    ],
+)
+def test_lr_schedules(schedule, expected, tiny_bert_dir):
+    from types import SimpleNamespace
+
+    from rayir.modules import BiEncoderModule
+
+    module = BiEncoderModule(tiny_bert_dir).configure_training([InfoNCE()], warmup_steps=2, lr_schedule=schedule)
+    module._trainer = SimpleNamespace(estimated_stepping_batches=6)
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    assert [scheduler.lr_lambdas[0](step) for step in range(5)] == pytest.approx(expected)

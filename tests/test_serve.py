@@ -142,6 +142,7 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         depth=20,
         split="test",
         qrels=str(sample_collection),
+        kind="bi",  # a plain backbone: which family is the caller's to say
         model_config={"similarity": "cosine"},
         in_process=True,
     )
@@ -162,6 +163,7 @@ def test_bi_encoder_rerank_reproduces_search(dense_embeddings, sample_collection
         depth=20,
         split="test",
         scoring=ScoringOptions(precision="bfloat16"),
+        kind="bi",  # a plain backbone: which family is the caller's to say
         model_config={"similarity": "cosine"},
         in_process=True,
     )
@@ -290,6 +292,7 @@ def test_rerank_in_process_equals_rerank_on_ray(dense_embeddings, sample_collect
             depth=15,
             split="test",
             in_process=in_process,
+            kind="bi",  # a plain backbone: which family is the caller's to say
             model_config={"similarity": "cosine"},
         )
         for in_process in (False, True)
@@ -359,6 +362,7 @@ def test_an_output_directory_moved_elsewhere_searches_and_re_ranks_identically(
             output=str(tmp_path / f"reranked-{i}.run"),
             depth=5,
             split="test",
+            kind="bi",
             in_process=True,
         )
         for i, run_file in enumerate(_write_runs(tmp_path, before, after))

@@ -23,7 +23,7 @@ from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh
 from ..data.readers import read_queries
 from ..data.trec import Run, ranked, read_run
 from ..encode.parallel_staging import stage_documents
-from ..errors import UnknownIdError
+from ..errors import ConfigError, UnknownIdError
 from ..execution import Pool, executor
 from ..logs import report_truncation
 from ..options import ScoringOptions, check_precision
@@ -34,15 +34,21 @@ logger = logging.getLogger(__name__)
 ModelKind = Literal["auto", "cross", "bi"]
 
 
-def detect_kind(model: str | Path) -> str:
-    """``cross`` for cross-encoder layouts (rayir cross-encoder, sequence classification, T5), else ``bi``."""
-    config = _model_config(model)
-    architectures = config.get("architectures") or []
-    if config.get("model_type") == "rayir-cross-encoder" or config.get("model_type") == "t5":
-        return "cross"
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "cross"
-    return "bi"
+def detect_kind(model: str | Path, overrides: dict[str, Any] | None = None) -> str:
+    """``cross`` or ``bi``: see :func:`rayir.checkpoints.model_kind`."""
+    from ..checkpoints import model_kind
+
+    return model_kind(model, (overrides or {}).get("mode"))
+
+
+def check_overrides(kind: str, overrides: dict[str, Any]) -> None:
+    """An unknown field or a value the family's config refuses is a ConfigError now, not a failed actor later."""
+    from ..models.config import BiEncoderConfig, CrossEncoderConfig
+
+    try:
+        (CrossEncoderConfig if kind == "cross" else BiEncoderConfig)(**overrides)
+    except ValueError as err:
+        raise ConfigError(f"model_config for a {kind}-encoder: {err}") from None
 
 
 class AttachCandidates:
@@ -208,7 +214,8 @@ def rerank(
     config_overrides = dict(model_config or {})
 
     input_run = read_run(run) if isinstance(run, (str, Path)) else run
-    kind = detect_kind(model) if kind == "auto" else kind
+    kind = detect_kind(model, config_overrides) if kind == "auto" else kind
+    check_overrides(kind, config_overrides)
     mode = config_overrides.get("mode")
     if kind == "cross" and not in_process and cross_encoder_head_is_fresh(_model_config(model), mode):
         logger.warning(FRESH_HEAD_WARNING, model, mode or "pointwise")  # in the driver; the scorers warn too

@@ -137,9 +137,10 @@ class Optimization:
             ``batch_size x num_workers``.
         max_epochs: Passes over the training samples.
         max_steps: Stop after this many optimiser steps (-1: no limit).
-        lr: AdamW learning rate (linear warm-up, then linear decay to 0).
+        lr: AdamW peak learning rate (see ``warmup_steps`` and ``lr_schedule``).
         weight_decay: AdamW weight decay (not on biases and norms).
         warmup_steps: Linear warm-up steps.
+        lr_schedule: After warm-up: ``linear`` decay to 0, ``cosine`` decay to 0, or ``constant``.
         precision: Lightning precision: ``32-true`` or ``bf16-mixed`` (autocast; also on CPU).
         gradient_clip: Clip the gradient norm to this (0 = off).
         seed: Seed for shuffling and initialisation.
@@ -151,6 +152,7 @@ class Optimization:
     lr: float = 2e-5
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
     precision: Literal["32-true", "bf16-mixed"] = "32-true"
     gradient_clip: float = 0.0
     seed: int = 0

@@ -204,6 +204,7 @@ def train_worker(config: dict[str, Any]) -> None:
         weight_decay=optimization.weight_decay,
         warmup_steps=optimization.warmup_steps,
         measures=validation.measures if validation else ("nDCG@10",),
+        lr_schedule=optimization.lr_schedule,
     )
     datamodule = RankDataModule(
         train=config["data"].build,

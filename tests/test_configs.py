@@ -136,6 +136,12 @@ def test_fit_smoke_config_trains_a_checkpoint_that_search_stages_load(ray_sessio
     (config,) = [str(path) for path in SMOKE if path.parent.name == "fit"]
     summary = run_cli(capsys, "fit", "--config", config, "--output", str(tmp_path / "fit"))
     assert summary["steps"] == 4 and summary["samples"] == 4 * 2 * 4  # steps x workers x batch
+    # the default csv logger: one row per step with the loss the summary reports last
+    import csv
+
+    rows = [r for r in csv.DictReader((tmp_path / "fit" / "logs" / "csv" / "metrics.csv").open()) if r["train_loss"]]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
+    assert float(rows[-1]["train_loss"]) == pytest.approx(summary["train_loss"], abs=1e-5)
     module = BiEncoderModule(summary["checkpoint"])
     scores = module.score("coffee and health", ["Coffee intake and heart disease.", "Volcanoes erupt."]).scores
     assert scores[0] > scores[1]

@@ -219,3 +219,29 @@ def test_lr_schedules(schedule, expected, tiny_bert_dir):
     module._trainer = SimpleNamespace(estimated_stepping_batches=6)
     scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
     assert [scheduler.lr_lambdas[0](step) for step in range(5)] == pytest.approx(expected)
+
+
+def test_loggers_are_checked_before_training_and_write_where_told(tmp_path):
+    from rayir.errors import ConfigError
+    from rayir.train.loggers import check_loggers, experiment_loggers
+
+    with pytest.raises(ConfigError, match="name each logger once"):
+        check_loggers(["csv", "csv"])
+    (csv_logger,) = experiment_loggers(["csv"], tmp_path)
+    csv_logger.log_metrics({"train_loss": 0.5}, step=3)
+    csv_logger.save()
+    assert (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[1].split(",") == ["3", "0.5"]
+
+
+def test_tensorboard_logger_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboardX")
+    from rayir.train.loggers import check_loggers, experiment_loggers
+
+    check_loggers(["csv", "tensorboard"])
+    _, board = experiment_loggers(["csv", "tensorboard"], tmp_path)
+    board.log_metrics({"train_loss": 0.25}, step=1)
+    board.finalize("success")
+    from tensorboardX.event_file_writer import EventFileWriter  # noqa: F401 - the writer really is tensorboardX
+
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and b"train_loss" in events[0].read_bytes()  # the scalar's tag in its record

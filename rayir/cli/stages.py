@@ -350,6 +350,7 @@ def fit(
     scaling: Scaling = Scaling(),  # noqa: B008
     model_config: dict[str, Any] | None = None,
     overwrite: bool = False,
+    loggers: list[Literal["csv", "tensorboard", "wandb"]] = ["csv"],  # noqa: B006 - jsonargparse reads the default
 ) -> dict[str, Any]:
     """Fine-tune a bi- or cross-encoder on Ray Train; writes ``<output>/checkpoint`` (a Hugging Face directory).
 
@@ -364,6 +365,8 @@ def fit(
         scaling: Ray Train workers, GPUs, failures and checkpoints.
         model_config: Model config overrides, e.g. ``{mode: multi_vector, embedding_dim: 128}``.
         overwrite: Train again over a finished run in ``output``.
+        loggers: Experiment loggers writing the logged metrics under ``<output>/logs``: ``csv``
+            (``logs/csv/metrics.csv``), ``tensorboard``, ``wandb``; an empty list for none.
     """
     _check_outputs(output=output)
     from ..train.ray_trainer import fit as run_fit
@@ -379,6 +382,7 @@ def fit(
         scaling=scaling,
         model_config=model_config,
         overwrite=overwrite,
+        loggers=loggers,
     )
     return _report(
         {

@@ -24,6 +24,7 @@ from ..atomic import write_json
 from ..locks import output_lock
 from ..loss_base import Loss
 from ..ray_runtime import ensure_ray
+from .loggers import check_loggers
 from .options import Optimization, Scaling, TrainingData, ValidationData
 
 CHECKPOINT_DIR = "checkpoint"
@@ -59,11 +60,13 @@ def fit(
     model_config: dict[str, Any] | None = None,
     overwrite: bool = False,
     callbacks: Sequence[Any] = (),
+    loggers: Sequence[str] = ("csv",),
 ) -> FitResult:
     """Fine-tune ``model`` (a bi- or cross-encoder directory) on ``data``; returns the final checkpoint.
 
     ``callbacks`` are extra Lightning callbacks run on every worker, or Ray Train callbacks run by its
-    controller (tests inject failures with both kinds).
+    controller (tests inject failures with both kinds). ``loggers`` (``csv``, ``tensorboard``,
+    ``wandb``) write the logged metrics under ``<output>/logs``.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.v2.api.callback import RayTrainCallback
@@ -77,6 +80,7 @@ def fit(
         raise ValueError("give at least one loss")
     if scaling.num_workers < 1 or optimization.batch_size < 1:
         raise ValueError("num_workers and batch_size must be >= 1")
+    check_loggers(list(loggers))
     out = Path(output).resolve()
     with output_lock(out):
         final = out / CHECKPOINT_DIR
@@ -100,6 +104,8 @@ def fit(
             "model_config": model_config or {},
             "callbacks": [c for c in callbacks if not isinstance(c, RayTrainCallback)],
             "run_key": hashlib.sha256(str(out).encode()).hexdigest()[:16],  # names worker staging dirs
+            "loggers": list(loggers),
+            "log_dir": str(out / "logs"),
         }
         trainer = TorchTrainer(
             train_worker,
@@ -145,6 +151,7 @@ def fit(
                 "optimization": asdict(optimization),
                 "scaling": asdict(scaling),
                 "model_config": model_config or {},
+                "loggers": list(loggers),
             },
         )
         return summary
@@ -188,6 +195,7 @@ def train_worker(config: dict[str, Any]) -> None:
     configure_logging(propagate=False)  # this worker's progress lines reach the driver's output, once each
     quiet_worker()
     from .callbacks import ProgressLog, ReportCheckpoint, SetDatasetEpoch
+    from .loggers import experiment_loggers
 
     optimization: Optimization = config["optimization"]
     scaling: Scaling = config["scaling"]
@@ -232,7 +240,8 @@ def train_worker(config: dict[str, Any]) -> None:
         check_val_every_n_epoch=None if every else 1,
         limit_val_batches=1.0 if validation else 0,
         num_sanity_val_steps=0,
-        logger=False,
+        logger=experiment_loggers(config["loggers"], config["log_dir"]) or False,
+        log_every_n_steps=1,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,

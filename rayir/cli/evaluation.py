@@ -39,7 +39,8 @@ def evaluate(
     runs, a table with paired t-tests against the baseline; with several qrels, a BEIR-style table.
 
     Args:
-        run: Run files, each ``PATH`` or ``NAME=PATH``; with several datasets the path holds ``{dataset}``.
+        run: Run files (or ``irds:<id>`` scored documents), each ``PATH`` or ``NAME=PATH``; with several
+            datasets the path holds ``{dataset}``.
         qrels: Judgements (a qrels file, BEIR directory with ``split``, or ``irds:<id>``), each ``[NAME=]...``.
         measures: ``ir_measures`` names.
         split: BEIR split of the qrels.
@@ -110,7 +111,10 @@ def _named(value: dict[str, str] | list[str] | str, default_name: Any, what: str
 
 
 def _system_name(path: str) -> str:
-    """``out/{dataset}/bm25.run.gz`` -> ``bm25``; ``runs/dense-{dataset}.run`` -> ``dense``."""
+    """``out/{dataset}/bm25.run.gz`` -> ``bm25``; ``runs/dense-{dataset}.run`` -> ``dense``;
+    ``irds:msmarco-passage/dev/small`` -> ``msmarco-passage/dev/small``."""
+    if path.startswith("irds:"):
+        return path.removeprefix("irds:")
     name = Path(path).name
     while name.endswith(_RUN_SUFFIXES):
         name = name[: name.rfind(".")]
@@ -130,10 +134,13 @@ def _dataset_name(source: str) -> str:
 
 def _check_runs_exist(runs: dict[str, dict[str, str]]) -> None:
     """Every run file exists before any is read (the last one missing is found in a second)."""
-    for by_dataset in runs.values():
-        for path in by_dataset.values():
+    paths = {path for by_dataset in runs.values() for path in by_dataset.values()}
+    for path in sorted(paths):
+        if path.startswith("irds:"):
+            check_source("run", path)  # an ir_datasets id's scored documents
+        else:
             _check_files(run=path)
-    missing = sorted({path for by_dataset in runs.values() for path in by_dataset.values() if not Path(path).is_file()})
+    missing = sorted(p for p in paths if not p.startswith("irds:") and not Path(p).is_file())
     if missing:
         raise FileNotFoundError(f"run file not found: {', '.join(missing)}")
 

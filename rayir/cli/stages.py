@@ -271,7 +271,7 @@ def re_rank(
 
     Args:
         model: Cross-encoder or bi-encoder checkpoint directory.
-        run: Input TREC run.
+        run: Input TREC run, or ``irds:<id>`` for a dataset's scored documents.
         queries: Query source (as for search).
         corpus: Document source; texts are looked up by id through a Ray Data join.
         output: TREC run file to write.
@@ -293,7 +293,9 @@ def re_rank(
     """
     _check_outputs(output=output, work_dir=work_dir)
     _check_files(output=output, run=run)
-    if not Path(run).is_file():
+    if run.startswith("irds:"):
+        check_source("run", run)  # an ir_datasets id's scored documents
+    elif not Path(run).is_file():
         raise FileNotFoundError(f"run={run}: no such file")
     check_source("queries", queries, split, needs_split=True)
     check_source("corpus", corpus)

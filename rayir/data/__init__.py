@@ -26,6 +26,7 @@ _EXPORTS = {
     "Run": "trec",
     "read_qrels": "trec",
     "read_run": "trec",
+    "register_dataset": "registry",
     "write_run": "trec",
     "qrels_to_frame": "frames",
     "run_from_frame": "frames",

@@ -188,7 +188,7 @@ class TupleDataset(Dataset):
     ) -> None:
         if (queries is None) != (corpus is None):
             raise ValueError("give both queries and corpus (id tuples) or neither (text tuples)")
-        rows = self._read(Path(path))
+        rows = self._read(path)
         by_id = queries is not None
         if by_id:
             query_texts = _query_texts(queries, split, {r[0] for r in rows})
@@ -208,7 +208,12 @@ class TupleDataset(Dataset):
             )
 
     @staticmethod
-    def _read(path: Path) -> list[list[str]]:
+    def _read(path: str | Path) -> list[list[str]]:
+        if isinstance(path, str) and path.startswith("irds:"):  # an ir_datasets id's document pairs
+            from .irds import irds_docpairs
+
+            return [list(pair) for pair in irds_docpairs(path)]
+        path = Path(path)
         rows = []
         for line_no, line in numbered_lines(path):
             line = line.rstrip("\r\n")

@@ -24,7 +24,10 @@ def load_irds(dataset_id: str) -> Any:
     that ir_datasets does not know is reported as the missing path it most likely is."""
     import ir_datasets
 
+    from .registry import ensure_registered
+
     name = dataset_id.removeprefix("irds:")
+    ensure_registered(name)  # a local collection registered under this name (see registry.py)
     try:
         return ir_datasets.load(name)
     except KeyError:
@@ -81,3 +84,23 @@ def irds_qrels(dataset_id: str) -> dict[str, dict[str, int]]:
     for qrel in _guarded(dataset_id, "qrels", lambda: iter(dataset.qrels_iter())):
         qrels.setdefault(str(qrel.query_id), {})[str(qrel.doc_id)] = int(qrel.relevance)
     return qrels
+
+
+def irds_scoreddocs(dataset_id: str) -> dict[str, dict[str, float]]:
+    """The dataset's scored documents (a run, e.g. the official BM25 top-1000) as ``{qid: {docid: score}}``."""
+    dataset = load_irds(dataset_id)
+    if not dataset.has_scoreddocs():
+        raise DatasetUnavailableError(f"ir_datasets {dataset_id!r} has no scoreddocs (a run)")
+    run: dict[str, dict[str, float]] = {}
+    for scored in _guarded(dataset_id, "scoreddocs", lambda: iter(dataset.scoreddocs_iter())):
+        run.setdefault(str(scored.query_id), {})[str(scored.doc_id)] = float(scored.score)
+    return run
+
+
+def irds_docpairs(dataset_id: str) -> Iterator[tuple[str, str, str]]:
+    """``(query id, positive doc id, negative doc id)`` of the dataset's document pairs, streamed."""
+    dataset = load_irds(dataset_id)
+    if not dataset.has_docpairs():
+        raise DatasetUnavailableError(f"ir_datasets {dataset_id!r} has no docpairs (training pairs)")
+    for pair in _guarded(dataset_id, "docpairs", lambda: iter(dataset.docpairs_iter())):
+        yield str(pair.query_id), str(pair.doc_id_a), str(pair.doc_id_b)

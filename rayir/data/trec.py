@@ -63,7 +63,12 @@ def read_qrels(source: str | Path, split: str | None = None) -> Qrels:
 
 
 def read_run(path: str | Path) -> Run:
-    """A TREC run file (``qid Q0 docid rank score tag``); a repeated (query, doc) pair is an error."""
+    """A TREC run file (``qid Q0 docid rank score tag``), or an ``irds:<id>``'s scored documents; a
+    repeated (query, doc) pair is an error."""
+    if isinstance(path, str) and path.startswith("irds:"):
+        from .irds import irds_scoreddocs
+
+        return irds_scoreddocs(path)
     path = Path(path)
     run: Run = {}
     for line_no, line in numbered_lines(path):

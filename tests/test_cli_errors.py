@@ -141,3 +141,9 @@ def test_help_is_plain_text_under_the_rayir_name(capsys):
     shown = capsys.readouterr().out
     assert shown.startswith("usage: rayir ") and "(<output>/index)" in shown
     assert "``" not in shown and ":mod:" not in shown
+
+
+def test_a_config_before_the_stage_word_is_refused(capsys):
+    """``rayir --config x.yaml index`` read the stage's keys at the top level and ran on nulls."""
+    line = fails(capsys, "--config configs/index/sample-bm25.yaml index --print_config")
+    assert "--config goes after the stage word" in line

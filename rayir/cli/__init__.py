@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from ..logs import configure_logging
 from .evaluation import evaluate
 from .export import export
@@ -54,6 +54,10 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.E
 def main(args: Sequence[str] | None = None) -> None:
     """The ``rayir`` console script: one subcommand per stage."""
     args = list(sys.argv[1:] if args is None else args)
+    stage_at = next((i for i, a in enumerate(args) if a in STAGES), len(args))
+    if any(a == "--config" or a.startswith("--config=") for a in args[:stage_at]):
+        # jsonargparse would read a stage's flat file at the top level, ignore its keys and run on nulls
+        _fail(ConfigError("--config goes after the stage word (rayir index --config x.yaml): its keys are the stage's"))
     stage = STAGES.get(args[0]) if args else None
     _run(STAGES, [args[0], *gather_list_values(stage, args[1:])] if stage else args, prog="rayir")
 

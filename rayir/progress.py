@@ -19,51 +19,64 @@ logger = logging.getLogger("rayir.progress")
 
 
 class Tally:
-    """A count that workers add to: held here in process, or by a small Ray actor (no CPU) that
-    every worker's copy of this handle reaches."""
+    """A count that workers add to: held here in process, or under ``key`` in the Ray session's one
+    counter actor (no CPU), which every worker's copy of this handle reaches."""
 
-    def __init__(self, actor: Any = None) -> None:
-        self._actor = actor
+    def __init__(self, actor: Any = None, key: str = "") -> None:
+        self._actor, self._key = actor, key
         self._count = 0
 
     def add(self, n: int) -> None:
         if self._actor is None:
             self._count += n
         else:
-            self._actor.add.remote(n)  # fire and forget: a worker never waits on the count
+            self._actor.add.remote(self._key, n)  # fire and forget: a worker never waits on the count
 
     def value(self) -> int:
         if self._actor is None:
             return self._count
         import ray
 
-        return ray.get(self._actor.value.remote())
+        return ray.get(self._actor.value.remote(self._key))
 
     def close(self) -> None:
         if self._actor is not None:
-            import ray
+            self._actor.forget.remote(self._key)
 
-            ray.kill(self._actor)
+
+_COUNTER: Any = None
 
 
 def tally(in_process: bool) -> Tally:
-    """A fresh count for one stage's workers."""
+    """A fresh count for one stage's workers. On Ray the counts live in one actor per Ray session,
+    started once (starting an actor per stage would cost every stage a process)."""
     if in_process:
         return Tally()
+    import uuid
+
     import ray
 
-    @ray.remote(num_cpus=0)
-    class Counter:
-        def __init__(self) -> None:
-            self.count = 0
+    global _COUNTER
+    if _COUNTER is None:
 
-        def add(self, n: int) -> None:
-            self.count += n
+        @ray.remote(num_cpus=0)
+        class Counter:
+            def __init__(self) -> None:
+                self.counts: dict[str, int] = {}
 
-        def value(self) -> int:
-            return self.count
+            def add(self, key: str, n: int) -> None:
+                self.counts[key] = self.counts.get(key, 0) + n
 
-    return Tally(Counter.remote())
+            def value(self, key: str) -> int:
+                return self.counts.get(key, 0)
+
+            def forget(self, key: str) -> None:
+                self.counts.pop(key, None)
+
+        _COUNTER = Counter
+    name = f"rayir-progress-{ray.get_runtime_context().get_job_id()}"  # one per driver: it owns the actor
+    actor = _COUNTER.options(name=name, namespace="rayir", get_if_exists=True).remote()
+    return Tally(actor, uuid.uuid4().hex)
 
 
 class Progress:

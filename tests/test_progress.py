@@ -110,3 +110,16 @@ def test_process_flags_become_environment_for_ray(monkeypatch, capsys):
         main(["--ray_logs", "--dashboard", "--version"])
     assert ended.value.code == 0 and capsys.readouterr().out.startswith("rayir ")
     assert os.environ["RAYIR_RAY_LOGS"] == os.environ["RAYIR_DASHBOARD"] == "1"
+
+
+def test_counts_on_ray_share_one_actor_and_stay_apart(ray_session):
+    from rayir.progress import tally
+
+    first, second = tally(False), tally(False)
+    first.add(3)
+    first.add(4)
+    second.add(1)
+    assert (first.value(), second.value()) == (7, 1)  # calls from one caller reach the actor in order
+    assert first._actor._actor_id == second._actor._actor_id
+    first.close()
+    assert first.value() == 0 and second.value() == 1

@@ -97,9 +97,9 @@ class PairScorer:
         progress: Tally | None = None,
     ) -> None:
         from ..models.inference import load_for_inference
+        from ..modules import BiEncoderModule, CrossEncoderModule
 
         self.progress = progress
-        from ..modules import BiEncoderModule, CrossEncoderModule
 
         module_cls = CrossEncoderModule if kind == "cross" else BiEncoderModule
         self.module, self.precision_context = load_for_inference(

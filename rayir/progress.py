@@ -134,10 +134,11 @@ class Progress:
         return text
 
     def _show(self, done: int, final: bool = False) -> None:
-        text = self.line(done)
         if final:
             took = duration(time.perf_counter() - self._started)
             text = f"{self.what}: {min(done, self.total):,}/{self.total:,} {self.unit} in {took}"
+        else:
+            text = self.line(done)
         if self.bar:
             width = 24
             filled = int(width * min(done / max(self.total, 1), 1.0))

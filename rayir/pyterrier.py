@@ -26,10 +26,10 @@ except ImportError as err:  # an optional extra: say how to get it
 import pandas as pd
 
 from .data.frames import run_from_frame, run_to_frame
+from .data.samples import QuerySample
 from .errors import ConfigError
 from .options import ScoringOptions, ServingOptions
 from .serve.coordinator import Searcher
-from .serve.results import SearchResult
 
 __all__ = ["ReRanker", "Retriever"]
 
@@ -53,17 +53,12 @@ class Retriever(pt.Transformer):
 
     def transform(self, topics: pd.DataFrame) -> pd.DataFrame:
         pt.validate.query_frame(topics, ["query"])
-        query_ids = topics["qid"].astype(str).tolist()
-        texts = topics["query"].astype(str).tolist()
-        frames = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.searcher.encoder(texts[start : start + self.batch_size])
-            hits = self.searcher.search_batch(batch, self.k)
-            frames.append(SearchResult(query_ids[start : start + self.batch_size], hits, self.searcher.doc_table))
-        found = pd.concat([f.to_frame() for f in frames], ignore_index=True) if frames else _empty_results()
+        queries = [QuerySample(q, t) for q, t in zip(topics["qid"].astype(str), topics["query"].astype(str))]
+        searched = self.searcher.search_result(queries, self.k, self.batch_size) if queries else None
+        found = searched.to_frame() if searched is not None else _empty_results()
         # Keep the query columns (query and any other) beside each hit, as PyTerrier retrievers do.
-        queries = topics.assign(qid=topics["qid"].astype(str)).drop(columns=["docno", "score", "rank"], errors="ignore")
-        return found.merge(queries, on="qid", how="left")[[*queries.columns, "docno", "score", "rank"]]
+        columns = topics.assign(qid=topics["qid"].astype(str)).drop(columns=["docno", "score", "rank"], errors="ignore")
+        return found.merge(columns, on="qid", how="left")[[*columns.columns, "docno", "score", "rank"]]
 
     def close(self) -> None:
         """Stop the shard workers (a retriever is otherwise closed with its Ray session)."""

@@ -184,9 +184,10 @@ def encode_corpus(
         )
         encoded = 0
         busy: dict[int, float] = {}
-        counts = tally(run.in_process)
-        constructor["progress"] = counts
-        shown = Progress("encode", sum(c.rows for c in pending), "documents", counts) if pending else nullcontext()
+        shown: Any = nullcontext()
+        if pending:  # a finished encoding being verified again needs no count
+            constructor["progress"] = counts = tally(run.in_process)
+            shown = Progress("encode", sum(c.rows for c in pending), "documents", counts)
         with shown:
             for attempt in range(retries + 1):
                 if not pending:

@@ -89,3 +89,35 @@ def test_score_groups_documents_by_query():
     assert torch.allclose(flat, torch.cat([matrix[0, :2], matrix[1, 2:]]))
     with pytest.raises(ValueError, match="sums to"):
         model.score(q, d, num_docs=[2, 2])
+
+
+def test_length_sorted_batches_cover_every_position_once_within_the_token_budget():
+    from rayir.models.batching import length_sorted_batches, restore_order
+
+    lengths = np.random.default_rng(3).integers(1, 64, size=200)
+    order, batches = length_sorted_batches(lengths, batch_size=8, max_length=64)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(200))
+    assert np.array_equal(np.concatenate(batches), order)
+    assert np.all(np.diff(lengths[order]) <= 0)  # longest first
+    for picked in batches:
+        assert len(picked) <= 4 * 8 and (len(picked) == 1 or len(picked) * lengths[picked].max() <= 8 * 64)
+    values = lengths[order] * 10
+    assert np.array_equal(values[restore_order(order)], lengths * 10)
+
+
+@pytest.mark.parametrize("kind", ["cross", "bi"])
+def test_pair_scorer_sorts_a_block_by_length_and_returns_its_order(kind, tiny_bert_dir):
+    """A block of pairs of very different lengths, scored in length-sorted mini-batches of 2,
+    equals each pair scored alone (no padding at all): nothing lands on another pair's row."""
+    from rayir.serve.rerank import PairScorer
+
+    scorer = PairScorer(str(tiny_bert_dir), kind, {}, batch_size=2, device="cpu", threads=None)
+    if kind == "cross":  # a fresh head scores every pair alike; a wide one tells them apart
+        torch.nn.init.normal_(scorer.module.model.head.weight, std=1.0, generator=torch.Generator().manual_seed(0))
+    words = "retrieval transformer ranking sparse dense index shard query".split()
+    docs = [" ".join(words[: 1 + (i * 5) % 8] * (1 + i % 4)) for i in range(9)]
+    queries = [f"query {i} {words[i % 8]}" for i in range(9)]
+    block = scorer.sorted_scores(queries, docs)
+    alone = np.concatenate([scorer.scores([q], [d]) for q, d in zip(queries, docs)])
+    assert np.min(np.diff(np.sort(alone))) > 1e-4  # the pairs really score differently
+    np.testing.assert_allclose(block, alone, atol=1e-5)

@@ -336,6 +336,7 @@ def re_rank(
             "queries": len(result),
             "pairs": sum(len(v) for v in result.values()),
             "truncated_pairs": result.truncated_pairs,
+            "scoring_pairs_per_second": round(result.scoring_pairs_per_second, 1),
             **_metrics(result, qrels, split, measures),
         }
     )

@@ -102,30 +102,17 @@ class NeuralDocumentEncoder:
         return embeddings.float()
 
     def _batches(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Length-sorted batches under a token budget of ``batch_size * doc_max_length``.
+        """Length-sorted batches (:func:`~rayir.models.batching.length_sorted_batches`) by token count."""
+        from ..models.batching import length_sorted_batches
 
-        Sorting by token count keeps padding small; the budget lets short documents form larger
-        batches (better matmul efficiency) while long ones stay at ``batch_size``.
-        """
-        tokenizer = self.module.tokenizer.tokenizer
         max_length = self.module.config.doc_max_length
-        lengths = np.asarray(
-            [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-        )
-        order = np.argsort(-lengths, kind="stable")
-        budget = self.batch_size * max_length
-        batches, start = [], 0
-        while start < len(order):
-            longest = max(int(lengths[order[start]]), 1)
-            size = max(1, min(budget // longest, 4 * self.batch_size))
-            batches.append(order[start : start + size])
-            start += size
-        return order, batches
+        return length_sorted_batches(self.module.tokenizer.doc_lengths(texts), self.batch_size, max_length)
 
     def encode_chunk(
         self, doc_ids: list[str], texts: list[str], progress: Callable[[int], None] | None = None
     ) -> pa.Table:
         from ..encode.formats import embeddings_to_table, with_truncated
+        from ..models.batching import restore_order
 
         truncated_before = self.module.tokenizer.truncated["doc"]
         order, batches = self._batches(texts)
@@ -135,10 +122,8 @@ class NeuralDocumentEncoder:
             parts.append(embeddings_to_table(self.mode, [doc_ids[i] for i in picked], embeddings))
             if progress is not None:
                 progress(len(picked))
-        table = pa.concat_tables(parts)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return with_truncated(table.take(pa.array(inverse)), self.module.tokenizer.truncated["doc"] - truncated_before)
+        table = pa.concat_tables(parts).take(pa.array(restore_order(order)))
+        return with_truncated(table, self.module.tokenizer.truncated["doc"] - truncated_before)
 
     def encode_staged(self, chunk: Path, progress: Callable[[int], None] | None = None) -> pa.Table:
         source = pq.read_table(chunk)

@@ -64,6 +64,14 @@ class BiEncoderTokenizer:
             batch["scoring_mask"] = batch["scoring_mask"] & ~is_punct
         return batch
 
+    def doc_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts of ``texts`` as :meth:`docs` cuts them (marker included), without padding
+        and without counting truncation: for sorting texts into batches."""
+        room = self.config.doc_max_length - (1 if self._doc_marker_id is not None else 0)
+        extra = 1 if self._doc_marker_id is not None else 0
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=room)["input_ids"]
+        return [len(ids) + extra for ids in encoded]
+
     def _encode(
         self, texts: Sequence[str], max_length: int, marker_id: int | None, side: str
     ) -> dict[str, torch.Tensor]:
@@ -120,20 +128,22 @@ class CrossEncoderTokenizer:
         self.truncated = 0
 
     def pairs(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
+        enc = self._tokenize(queries, docs, padding=True, return_tensors="pt")
+        self.truncated += count_truncated(enc)
+        return dict(enc)
+
+    def lengths(self, queries: Sequence[str], docs: Sequence[str]) -> list[int]:
+        """Token counts of the pairs as :meth:`pairs` cuts them, without padding and without
+        counting truncation: for sorting pairs into batches."""
+        return [len(ids) for ids in self._tokenize(queries, docs)["input_ids"]]
+
+    def _tokenize(self, queries: Sequence[str], docs: Sequence[str], **options: Any) -> Any:
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
         cfg = self.config
         if cfg.mode in ("mono_t5", "rank_t5"):
             texts = [f"Query: {q} Document: {d} Relevant:" for q, d in zip(queries, docs)]
-            enc = self.tokenizer(texts, truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt")
-        else:
-            enc = self.tokenizer(
-                list(queries),
-                list(docs),
-                truncation="longest_first",
-                max_length=cfg.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-        self.truncated += count_truncated(enc)
-        return dict(enc)
+            return self.tokenizer(texts, truncation=True, max_length=cfg.max_length, **options)
+        return self.tokenizer(
+            list(queries), list(docs), truncation="longest_first", max_length=cfg.max_length, **options
+        )

@@ -31,6 +31,10 @@ from ..progress import Progress, Tally, tally
 
 logger = logging.getLogger(__name__)
 
+# Mini-batches per block a scorer receives: a block's pairs are sorted by length, so larger blocks
+# waste less padding (and cost nothing but memory for the texts).
+SORT_BLOCK_BATCHES = 16
+
 ModelKind = Literal["auto", "cross", "bi"]
 
 
@@ -77,9 +81,12 @@ class AttachCandidates:
 
 class RerankedRun(dict):
     """A run (``{query_id: {doc_id: score}}``) that also counts the pairs whose texts were cut at the
-    model's length limits (``truncated_pairs``)."""
+    model's length limits (``truncated_pairs``) and how fast the scorers scored, apart from start-up,
+    staging and the join (``scoring_pairs_per_second``: pairs over the scorers' busy seconds, from
+    batch in to scores out, divided by the number of scorers)."""
 
     truncated_pairs: int = 0
+    scoring_pairs_per_second: float = 0.0
 
 
 class PairScorer:
@@ -106,6 +113,7 @@ class PairScorer:
             module_cls, model, overrides, batch_size=batch_size, device=device, precision=precision, threads=threads
         )
         self.kind = kind
+        self.batch_size = batch_size
         self.listwise = kind == "cross" and self.module.config.mode == "listwise"
 
     def _truncated(self) -> int:
@@ -125,7 +133,25 @@ class PairScorer:
                 return self.module.score(queries[0], docs).scores.float().cpu().numpy()
             return self.module.model(self.module.tokenizer.pairs(queries, docs)).float().cpu().numpy()
 
+    def sorted_scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
+        """Scores of a block of pairs, computed in length-sorted mini-batches (little padding,
+        :mod:`rayir.models.batching`) and returned in the block's order."""
+        from ..models.batching import length_sorted_batches, restore_order
+
+        if self.kind == "cross":
+            lengths, max_length = self.module.tokenizer.lengths(queries, docs), self.module.config.max_length
+        else:
+            lengths, max_length = self.module.tokenizer.doc_lengths(docs), self.module.config.doc_max_length
+        order, batches = length_sorted_batches(lengths, self.batch_size, max_length)
+        parts = []
+        for picked in batches:
+            parts.append(self.scores([queries[i] for i in picked], [docs[i] for i in picked]))
+            if self.progress is not None:
+                self.progress.add(len(picked))
+        return np.concatenate(parts)[restore_order(order)] if parts else np.zeros(0, np.float32)
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        started = time.perf_counter()
         before = self._truncated()
         if "doc_ids" in batch:  # packed candidate lists (listwise): score each list jointly
             query_ids, doc_ids, scores = [], [], []
@@ -133,17 +159,20 @@ class PairScorer:
                 scores.extend(self.scores([str(query)] * len(texts), [str(t) for t in texts]).tolist())
                 query_ids.extend([query_id] * len(ids))
                 doc_ids.extend(ids)
+                if self.progress is not None:
+                    self.progress.add(len(ids))
             out = {"query_id": np.asarray(query_ids), "doc_id": np.asarray(doc_ids), "score": np.asarray(scores)}
         else:
-            scores = self.scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
+            scores = self.sorted_scores([str(q) for q in batch["query"]], [str(d) for d in batch["text"]])
             out = {"query_id": batch["query_id"], "doc_id": batch["doc_id"], "score": scores.astype(np.float64)}
-        if self.progress is not None:
-            self.progress.add(len(out["score"]))
-        # The batch's count of cut texts rides on its first row (rows are summed, never read one by one).
+        # The batch's count of cut texts and its scoring seconds ride on its first row (the columns
+        # are summed, never read row by row).
         truncated = np.zeros(len(out["score"]), np.int64)
+        busy = np.zeros(len(out["score"]), np.float64)
         if len(truncated):
             truncated[0] = min(self._truncated() - before, len(truncated))
-        return {**out, "truncated": truncated}
+            busy[0] = time.perf_counter() - started
+        return {**out, "truncated": truncated, "busy_seconds": busy}
 
 
 def pack_candidate_list(group: pa.Table) -> pa.Table:
@@ -246,6 +275,7 @@ def rerank(
             shutil.rmtree(work, ignore_errors=True)
     mixed = RerankedRun(interpolate_with_first_stage(result, input_run, first_stage_weight))
     mixed.truncated_pairs = result.truncated_pairs
+    mixed.scoring_pairs_per_second = result.scoring_pairs_per_second
     return mixed
 
 
@@ -296,19 +326,30 @@ def _score(
         lists = execution.group_map(joined, "query_id", pack_candidate_list)
         scored = execution.map_batches(lists, PairScorer, scorer, pool, batch_size=1)
     else:
-        scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=scoring.batch_size)
+        # Blocks of many mini-batches: each scorer sorts a block's pairs by length before batching.
+        block = scoring.batch_size * SORT_BLOCK_BATCHES
+        scored = execution.map_batches(joined, PairScorer, scorer, pool, batch_size=block)
     result = RerankedRun()
-    count = 0
+    count, busy = 0, 0.0
     with Progress("re-rank", len(pairs), "pairs", scorer["progress"]):
         for batch in execution.iter_batches(scored, 4096):
             for q, d, s in zip(batch["query_id"], batch["doc_id"], batch["score"]):
                 result.setdefault(str(q), {})[str(d)] = float(s)
                 count += 1
             result.truncated_pairs += int(np.sum(batch["truncated"]))
+            busy += float(np.sum(batch["busy_seconds"]))
     if count != len(pairs):
         missing = sorted({d for q, d in pairs if d not in result.get(q, {})})
         raise UnknownIdError(f"{corpus}: {len(missing)} candidate document(s) not in the corpus, e.g. {missing[:5]}")
-    logger.info("%d pairs of %d queries scored in %.1fs", count, len(result), time.perf_counter() - started)
+    scorers = 1 if execution.in_process else scoring.num_scorers
+    result.scoring_pairs_per_second = count * scorers / busy if busy > 0 else 0.0
+    logger.info(
+        "%d pairs of %d queries scored in %.1fs (%.1f pairs/s while scoring)",
+        count,
+        len(result),
+        time.perf_counter() - started,
+        result.scoring_pairs_per_second,
+    )
     limits = "max_length" if kind == "cross" else "query_max_length/doc_max_length"
     report_truncation(logger, result.truncated_pairs, count, "pairs", f"the model's {limits}")
     return result

@@ -119,9 +119,9 @@ def cross_encoder_head_is_fresh(config: dict, mode: str | None = None) -> bool:
     initialised scoring head (its scores mean nothing until it is fine-tuned): anything but a rayir
     cross-encoder, a sequence-classification checkpoint read as one, or a T5-style ranker whose
     scores come from the language-model head it already has."""
-    if config.get("model_type") == "rayir-cross-encoder":
+    if config.get("model_type") == "rayir-cross-encoder" or lightning_ir_kind(config) == "cross":
         return False
-    if config.get("model_type") == "rayir-bi-encoder":
+    if config.get("model_type") == "rayir-bi-encoder" or lightning_ir_kind(config) == "bi":
         return True
     if config.get("is_encoder_decoder") or config.get("model_type") == "t5":
         return mode not in (None, "mono_t5", "rank_t5")
@@ -133,6 +133,32 @@ FRESH_HEAD_WARNING = (
     "%s: this cross-encoder's scoring head is freshly initialised (the checkpoint has none for mode %s): its "
     "scores are meaningless until it is fine-tuned (rayir fit --kind cross); re-ranking with it ranks at random"
 )
+
+
+LIGHTNING_IR_BI_ENCODERS = ("lir-dpr", "col", "splade")
+LIGHTNING_IR_CROSS_ENCODERS = ("mono",)
+# Lightning IR (rayir.models.lightning_ir) types rayir knows of but cannot load (yet): refused with their name.
+LIGHTNING_IR_UNSUPPORTED = ("set-encoder", "mvr", "coil", "unicoil", "bi-encoder", "cross-encoder")
+
+
+def lightning_ir_type(config: dict) -> str | None:
+    """The Lightning IR ``model_type`` of a ``config.json``, or None for any other checkpoint."""
+    model_type = config.get("model_type")
+    if "backbone_model_type" not in config:
+        return None
+    if model_type in LIGHTNING_IR_BI_ENCODERS + LIGHTNING_IR_CROSS_ENCODERS + LIGHTNING_IR_UNSUPPORTED:
+        return model_type
+    return None
+
+
+def lightning_ir_kind(config: dict) -> str | None:
+    """``bi`` / ``cross`` for a Lightning IR checkpoint (None for other checkpoints)."""
+    model_type = lightning_ir_type(config)
+    if model_type is None:
+        return None
+    if model_type in ("set-encoder", "cross-encoder") or model_type in LIGHTNING_IR_CROSS_ENCODERS:
+        return "cross"
+    return "bi"
 
 
 BI_ENCODER_MODES = ("dense", "multi_vector", "sparse")
@@ -152,6 +178,8 @@ def model_kind(name_or_path: str | Path, mode: str | None = None) -> str:
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
     model_type = config.get("model_type")
     architectures = config.get("architectures") or []
+    if lightning_ir_kind(config):
+        return lightning_ir_kind(config)
     if model_type in ("rayir-cross-encoder", "t5") or config.get("is_encoder_decoder"):
         return "cross"
     if any(a.endswith("ForSequenceClassification") for a in architectures):

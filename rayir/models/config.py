@@ -148,6 +148,8 @@ class CrossEncoderConfig(_RayirConfig):
     ``mode``:
 
     Query and document are tokenised as one pair, truncated longest-first to ``max_length`` tokens.
+    ``query_max_length`` / ``doc_max_length``, when set, first cut each side to its own token count
+    (Lightning IR's rule; its checkpoints load with them set).
 
     - ``sequence_classification``: the backbone is loaded as ``AutoModelForSequenceClassification``
       (the layout of the public MS MARCO cross-encoders and of sentence-transformers'
@@ -167,6 +169,8 @@ class CrossEncoderConfig(_RayirConfig):
 
     mode: Literal["sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise"] = "pointwise"
     max_length: int = 512
+    query_max_length: int | None = None
+    doc_max_length: int | None = None
     pooling: Literal["first", "mean"] = "first"
     label_index: int = 0
     true_token: str = "true"
@@ -179,5 +183,8 @@ class CrossEncoderConfig(_RayirConfig):
         super().validate()
         if self.max_length < 2:
             raise ValueError("CrossEncoderConfig: max_length must be >= 2")
+        for name in ("query_max_length", "doc_max_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"CrossEncoderConfig: {name} must be positive (or None)")
         if self.mode == "listwise" and self.listwise_layers < 1:
             raise ValueError("CrossEncoderConfig: listwise_layers must be >= 1")

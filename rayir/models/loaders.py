@@ -12,6 +12,8 @@ Recognised layouts, checked in this order:
 - **Hugging Face heads**: ``*ForMaskedLM`` loads as SPLADE; ``*ForSequenceClassification`` loads
   as a ``sequence_classification`` cross-encoder; T5 checkpoints load as monoT5 (or RankT5 with
   ``mode="rank_t5"``).
+- **Lightning IR** (``config.json`` with ``backbone_model_type`` and a Lightning IR ``model_type``:
+  ``lir-dpr``, ``col``, ``splade``, ``mono``): see :mod:`rayir.models.lightning_ir`.
 - A **rayir bi-encoder** loaded as a cross-encoder gives its backbone a fresh scoring head (start a
   re-ranker from a bi-encoder fine-tuned on the domain).
 - Anything else is a plain backbone with the default config (plus your overrides).
@@ -38,7 +40,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, resolve_model_dir
+from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, lightning_ir_kind, resolve_model_dir
 from .bi_encoder import BiEncoderModel
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
@@ -64,6 +66,11 @@ def _read_json(path: Path) -> dict:
 def _model_type(path: Path) -> str | None:
     config = path / "config.json"
     return _read_json(config).get("model_type") if config.exists() else None
+
+
+def _config(path: Path) -> dict[str, Any]:
+    config = path / "config.json"
+    return _read_json(config) if config.exists() else {}
 
 
 def _architectures(path: Path) -> list[str]:
@@ -101,6 +108,8 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
         config = BiEncoderConfig.from_pretrained(str(path), **overrides)
         model = BiEncoderModel.from_pretrained(str(path), config=config)
         return model, load_tokenizer(path, config.encoder_config)
+    if lightning_ir_kind(_config(path)):
+        return _load_lightning_ir_bi_encoder(path, overrides)
     if (path / "modules.json").exists():
         return _load_sentence_transformers(path, overrides)
     if "HF_ColBERT" in _architectures(path) or (path / "artifact.metadata").exists():
@@ -254,6 +263,49 @@ def _load_colbert(path: Path, overrides: dict[str, Any]):
     return model, load_tokenizer(path)
 
 
+def _load_lightning_ir_bi_encoder(path: Path, overrides: dict[str, Any]):
+    from . import lightning_ir
+
+    config = _config(path)
+    settings = {**lightning_ir.bi_encoder_settings(path, config), **overrides}
+    encoder = lightning_ir.build_backbone(path, config, masked_lm=settings["mode"] == "sparse")
+    model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
+    if model.projection is not None:
+        model.projection.load_state_dict(lightning_ir.head_weights(path, "projection"))
+    model.eval()
+    return model, _lightning_ir_tokenizer(path, encoder.config)
+
+
+def _load_lightning_ir_cross_encoder(path: Path, overrides: dict[str, Any]):
+    from . import lightning_ir
+
+    config = _config(path)
+    settings = {**lightning_ir.cross_encoder_settings(path, config), **overrides}
+    encoder = lightning_ir.build_backbone(path, config)
+    model = CrossEncoderModel(CrossEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
+    head = lightning_ir.head_weights(path, "linear")
+    head.setdefault("bias", torch.zeros(1))  # Lightning IR's head has no bias unless linear_bias
+    model.head.load_state_dict(head)
+    return model, _lightning_ir_tokenizer(path, encoder.config)
+
+
+def _lightning_ir_tokenizer(path: Path, backbone_config: Any) -> PreTrainedTokenizerBase:
+    """The backbone's own tokenizer class over the saved files (the saved ``tokenizer_class`` names
+    a Lightning IR wrapper that ``transformers`` does not know)."""
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    saved = _read_json(path / "tokenizer_config.json").get("tokenizer_class", "") if (path / "tokenizer_config.json").exists() else ""
+    try:
+        return load_tokenizer(path, backbone_config)
+    except (ValueError, KeyError, AttributeError):
+        logger.debug("%s: tokenizer_class %r is Lightning IR's; reading the files with the backbone's class", path, saved)
+    from transformers import TOKENIZER_MAPPING
+
+    fast = TOKENIZER_MAPPING[type(backbone_config)][1] or TOKENIZER_MAPPING[type(backbone_config)][0]
+    del tokenizer_class_from_name
+    return fast.from_pretrained(str(path))
+
+
 # ----------------------------------------------------------------------------- cross-encoders
 
 
@@ -274,6 +326,8 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
             )
         config = CrossEncoderConfig(encoder_config=bi_encoder.encoder.config, **overrides)
         model = CrossEncoderModel(config, encoder=bi_encoder.encoder)
+    elif lightning_ir_kind(_config(path)):
+        model, tokenizer = _load_lightning_ir_cross_encoder(path, overrides)
     else:
         tokenizer = load_tokenizer(path)
         settings = dict(overrides)

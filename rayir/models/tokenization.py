@@ -114,8 +114,13 @@ class BiEncoderTokenizer:
 
 def count_truncated(encoding: Any) -> int:
     """Texts (or pairs) of a fast tokenizer's batch that lost tokens to truncation."""
+    return sum(truncated_flags(encoding))
+
+
+def truncated_flags(encoding: Any) -> list[bool]:
+    """Which texts (or pairs) of a fast tokenizer's batch lost tokens (none for a slow tokenizer)."""
     encodings = getattr(encoding, "encodings", None) or []
-    return sum(1 for item in encodings if item.overflowing)
+    return [bool(item.overflowing) for item in encodings]
 
 
 class CrossEncoderTokenizer:
@@ -128,22 +133,42 @@ class CrossEncoderTokenizer:
         self.truncated = 0
 
     def pairs(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
-        enc = self._tokenize(queries, docs, padding=True, return_tensors="pt")
-        self.truncated += count_truncated(enc)
+        enc, cut = self._tokenize(queries, docs, padding=True, return_tensors="pt")
+        self.truncated += sum(cut)
         return dict(enc)
 
     def lengths(self, queries: Sequence[str], docs: Sequence[str]) -> list[int]:
         """Token counts of the pairs as :meth:`pairs` cuts them, without padding and without
         counting truncation: for sorting pairs into batches."""
-        return [len(ids) for ids in self._tokenize(queries, docs)["input_ids"]]
+        return [len(ids) for ids in self._tokenize(queries, docs)[0]["input_ids"]]
 
-    def _tokenize(self, queries: Sequence[str], docs: Sequence[str], **options: Any) -> Any:
+    def _tokenize(self, queries: Sequence[str], docs: Sequence[str], **options: Any) -> tuple[Any, list[bool]]:
+        """The pairs' encoding and which pairs lost tokens (to a side's own length or to ``max_length``)."""
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
         cfg = self.config
+        (queries, query_cut), (docs, doc_cut) = (
+            self._cut(queries, cfg.query_max_length),
+            self._cut(docs, cfg.doc_max_length),
+        )
         if cfg.mode in ("mono_t5", "rank_t5"):
             texts = [f"Query: {q} Document: {d} Relevant:" for q, d in zip(queries, docs)]
-            return self.tokenizer(texts, truncation=True, max_length=cfg.max_length, **options)
-        return self.tokenizer(
-            list(queries), list(docs), truncation="longest_first", max_length=cfg.max_length, **options
-        )
+            enc = self.tokenizer(texts, truncation=True, max_length=cfg.max_length, **options)
+        else:
+            enc = self.tokenizer(
+                list(queries), list(docs), truncation="longest_first", max_length=cfg.max_length, **options
+            )
+        pair_cut = truncated_flags(enc) or [False] * len(queries)
+        return enc, [any(flags) for flags in zip(query_cut, doc_cut, pair_cut)]
+
+    def _cut(self, texts: Sequence[str], length: int | None) -> tuple[Sequence[str], list[bool]]:
+        """Texts cut to their first ``length`` tokens (decoded back to text, as Lightning IR does,
+        so the pair is then tokenised as usual) and which were cut; unchanged when ``length`` is None."""
+        if length is None:
+            return texts, [False] * len(texts)
+        enc = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=length)
+        cut = truncated_flags(enc) or [False] * len(texts)
+        return [
+            text if not was_cut else self.tokenizer.decode(ids)
+            for text, ids, was_cut in zip(texts, enc["input_ids"], cut)
+        ], cut

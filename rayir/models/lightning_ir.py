@@ -1,0 +1,203 @@
+"""Lightning IR checkpoints loaded as the equivalent rayir models.
+
+Lightning IR (0.0.6) saves a model as its backbone's weights at the top level (``embeddings.*``,
+``encoder.*``) plus its own layers (``projection.*`` for DPR, Col and SPLADE; ``linear.*`` for
+mono), and one ``config.json`` holding the backbone's settings, ``backbone_model_type`` and its
+own ``model_type``:
+
+==========  =====================================================================
+``lir-dpr``  dense bi-encoder: pooling, optional linear projection, dot or cosine
+``col``      multi-vector (ColBERT-style): projection, MaxSim, ``[MASK]`` query expansion,
+             ``[QUE]``/``[DOC]`` markers, punctuation masked in documents
+``splade``   learned sparse: the backbone's MLM head, ``log(1 + relu)``, max or sum pooling
+``mono``     pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
+==========  =====================================================================
+
+Settings rayir cannot reproduce exactly (a two-class ``mono`` head, static SPLADE weights, document
+expansion, Set-Encoder/MVR/COIL models...) are refused by name rather than approximated.
+``k_train`` (XTR's in-batch token retrieval) only changes training and is not read here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import CONFIG_MAPPING, AutoModel, AutoModelForMaskedLM
+
+from ..checkpoints import LIGHTNING_IR_BI_ENCODERS, LIGHTNING_IR_CROSS_ENCODERS, lightning_ir_type
+from ..errors import ConfigError
+
+MARKERS = ("[QUE]", "[DOC]")
+
+
+def bi_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """rayir :class:`~rayir.models.config.BiEncoderConfig` settings for a Lightning IR bi-encoder."""
+    model_type = _supported(path, config, LIGHTNING_IR_BI_ENCODERS)
+    similarity = config.get("similarity_function", "dot")
+    if similarity not in ("dot", "cosine"):
+        _refuse(path, f"similarity_function={similarity!r}")
+    lengths = _lengths(path, config)
+    if model_type == "lir-dpr":
+        if config.get("sparsification_strategy") or config.get("sparsification"):
+            _refuse(path, "a sparsified DPR model")
+        if config.get("add_marker_tokens"):
+            _refuse(path, "marker tokens on a single-vector model")
+        projection = config.get("projection")
+        return {
+            "mode": "dense",
+            "pooling": config.get("pooling_strategy", "mean"),
+            "embedding_dim": config.get("embedding_dim") if projection else None,
+            "projection_bias": projection != "linear_no_bias",
+            "normalize": bool(config.get("normalize")) or config.get("normalization_strategy") == "l2",
+            "similarity": similarity,
+            **lengths,
+        }
+    if model_type == "col":
+        for side in ("query", "doc"):
+            if config.get(f"{side}_mask_scoring_tokens") not in (None, "punctuation") or (
+                side == "query" and config.get("query_mask_scoring_tokens")
+            ):
+                _refuse(path, f"{side}_mask_scoring_tokens={config.get(f'{side}_mask_scoring_tokens')!r}")
+        if config.get("doc_expansion"):
+            _refuse(path, "doc_expansion")
+        if config.get("query_aggregation_function", "sum") not in ("sum", "mean"):
+            _refuse(path, f"query_aggregation_function={config.get('query_aggregation_function')!r}")
+        if config.get("doc_aggregation_function", "max") != "max":
+            _refuse(path, f"doc_aggregation_function={config.get('doc_aggregation_function')!r}")
+        markers = dict(zip(("query_marker", "doc_marker"), MARKERS)) if config.get("add_marker_tokens") else {}
+        return {
+            "mode": "multi_vector",
+            "pooling": None,
+            "embedding_dim": config["embedding_dim"],
+            "projection_bias": config.get("projection", "linear") != "linear_no_bias",
+            "normalize": config.get("normalization_strategy") == "l2",
+            "similarity": similarity,
+            "query_aggregation": config.get("query_aggregation_function", "sum"),
+            "query_expansion": bool(config.get("query_expansion")),
+            "attend_to_query_expansion": bool(config.get("attend_to_query_expanded_tokens")),
+            "mask_punctuation": config.get("doc_mask_scoring_tokens") == "punctuation",
+            **markers,
+            **lengths,
+        }
+    # splade
+    if config.get("sparsification_strategy", "relu_log") != "relu_log":
+        _refuse(path, f"sparsification_strategy={config.get('sparsification_strategy')!r}")
+    if config.get("doc_weighting", "contextualized") != "contextualized" or not config.get("doc_expansion", True):
+        _refuse(path, "documents without contextualized weights and expansion")
+    query_free = config.get("query_weighting", "contextualized") is None
+    if not query_free and (config.get("query_weighting") != "contextualized" or not config.get("query_expansion")):
+        _refuse(path, f"query_weighting={config.get('query_weighting')!r} without query expansion")
+    if config.get("add_marker_tokens"):
+        _refuse(path, "marker tokens on a SPLADE model")
+    return {
+        "mode": "sparse",
+        "pooling": None,
+        "sparse_pooling": config.get("pooling_strategy", "max"),
+        "query_inference_free": query_free,
+        **lengths,
+    }
+
+
+def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """rayir :class:`~rayir.models.config.CrossEncoderConfig` settings for a Lightning IR ``mono`` model."""
+    _supported(path, config, LIGHTNING_IR_CROSS_ENCODERS)
+    if config.get("scoring_strategy", "rank") != "rank":
+        _refuse(path, f"scoring_strategy={config.get('scoring_strategy')!r} (a two-class log-softmax head)")
+    if config.get("_bert_pool") or config.get("pooling_strategy") == "bert_pool":
+        _refuse(path, "pooling_strategy='bert_pool'")
+    pooling = config.get("pooling_strategy", "first")
+    if pooling not in ("first", "mean"):
+        _refuse(path, f"pooling_strategy={pooling!r}")
+    if config.get("backbone_model_type") == "t5" or config.get("is_encoder_decoder"):
+        _refuse(path, "an encoder-decoder mono model")
+    lengths = _lengths(path, config)
+    return {
+        "mode": "pointwise",
+        "pooling": pooling,
+        # Lightning IR cuts the query and the document to their own lengths, then pairs them.
+        "query_max_length": lengths["query_max_length"],
+        "doc_max_length": lengths["doc_max_length"],
+        "max_length": lengths["query_max_length"] + lengths["doc_max_length"] + 3,
+    }
+
+
+def build_backbone(path: Path, config: dict[str, Any], masked_lm: bool = False) -> torch.nn.Module:
+    """The backbone with Lightning IR's weights (for SPLADE: with its MLM head)."""
+    backbone_type = config["backbone_model_type"]
+    if backbone_type not in CONFIG_MAPPING:
+        raise ConfigError(f"{path}: unknown backbone_model_type {backbone_type!r}")
+    settings = {k: v for k, v in config.items() if k not in ("model_type", "architectures", "auto_map")}
+    backbone_config = CONFIG_MAPPING[backbone_type](**settings)
+    state = _load_state(path)
+    if masked_lm:
+        if backbone_type != "bert":
+            _refuse(path, f"a SPLADE model on a {backbone_type!r} backbone (BERT only here)")
+        encoder = AutoModelForMaskedLM.from_config(backbone_config)
+        renamed = {}
+        for key, value in state.items():
+            if key.startswith("projection."):
+                renamed["cls." + key.removeprefix("projection.")] = value
+            else:
+                renamed["bert." + key] = value
+        state = renamed
+    else:
+        encoder = (
+            AutoModel.from_config(backbone_config, add_pooling_layer=False)
+            if backbone_type == "bert"
+            else (AutoModel.from_config(backbone_config))
+        )
+        prefixes = ("projection.", "linear.")
+        state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    tied = set(getattr(encoder, "_tied_weights_keys", None) or [])
+    missing = [k for k in missing if "position_ids" not in k and k not in tied and not k.endswith("decoder.weight")]
+    unexpected = [k for k in unexpected if "position_ids" not in k and not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise ConfigError(
+            f"{path}: Lightning IR weights do not fit the backbone (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    if masked_lm:
+        encoder.tie_weights()
+    return encoder
+
+
+def head_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """The weights of one Lightning IR layer (``projection`` or ``linear``), prefix removed."""
+    state = _load_state(path)
+    return {k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")}
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    return json.loads((path / "config.json").read_text())
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    from .loaders import _load_state as load
+
+    return load(path)
+
+
+def _lengths(path: Path, config: dict[str, Any]) -> dict[str, int]:
+    lengths = {"query_max_length": config.get("query_length"), "doc_max_length": config.get("doc_length")}
+    for name, value in lengths.items():
+        if not isinstance(value, int) or value < 1:
+            _refuse(path, f"{name.split('_')[0]} length {value!r} (rayir needs a maximum length)")
+    return lengths
+
+
+def _supported(path: Path, config: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    model_type = lightning_ir_type(config)
+    if model_type not in allowed:
+        bi, cross = ", ".join(LIGHTNING_IR_BI_ENCODERS), ", ".join(LIGHTNING_IR_CROSS_ENCODERS)
+        raise ConfigError(
+            f"{path}: a Lightning IR {model_type!r} model; rayir loads Lightning IR {bi} bi-encoders and {cross} "
+            "cross-encoders"
+        )
+    return model_type
+
+
+def _refuse(path: Path, what: str) -> None:
+    raise ConfigError(f"{path}: Lightning IR checkpoint with {what}: rayir has no exact equivalent")

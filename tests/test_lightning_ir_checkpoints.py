@@ -34,19 +34,22 @@ def test_lightning_ir_checkpoints_score_as_lightning_ir_did(name):
     module = module_cls(FIXTURES / name).eval()
     assert model_kind(FIXTURES / name) == ("bi" if name in BI_ENCODERS else "cross")
     with torch.inference_mode():
-        scores = [module.score(query, expected["docs"]).scores.tolist() for query in expected["queries"]]
+        scores = [s for query in expected["queries"] for s in module.score(query, expected["docs"]).scores.tolist()]
     flat_expected = [s for row in expected["scores"] for s in row]
     assert max(flat_expected) - min(flat_expected) > 1e-3  # the pairs really score differently
-    assert scores == pytest.approx(expected["scores"], abs=1e-5)
+    assert scores == pytest.approx(flat_expected, abs=1e-5)
 
 
-def test_documents_longer_than_lightning_ir_lengths_are_cut_alike():
-    """The fixtures' documents exceed their ``doc_length``: equal scores mean rayir cut them as
-    Lightning IR did (per side, before pairing, for the cross-encoder)."""
-    module = CrossEncoderModule(FIXTURES / "mono").eval()
-    docs = recorded("mono")["docs"]
-    lengths = [len(module.tokenizer.tokenizer(d, add_special_tokens=False)["input_ids"]) for d in docs]
-    assert max(lengths) > module.config.doc_max_length
+def test_the_fixtures_hold_texts_longer_than_the_models_lengths():
+    """Equal scores above mean rayir cut long texts where Lightning IR did (queries at 8 tokens,
+    documents at 24; the cross-encoder cuts each side before pairing) only if some texts are long."""
+    from transformers import BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(FIXTURES / "mono")
+    expected = recorded("mono")
+    count = lambda text: len(tokenizer(text)["input_ids"])  # noqa: E731 - with [CLS] and [SEP]
+    assert max(map(count, expected["queries"])) > 8 and max(map(count, expected["docs"])) > 24
+    assert CrossEncoderModule(FIXTURES / "mono").config.doc_max_length == 24
 
 
 def test_unsupported_lightning_ir_settings_are_refused_by_name(tmp_path):
@@ -59,3 +62,39 @@ def test_unsupported_lightning_ir_settings_are_refused_by_name(tmp_path):
     (target / "config.json").write_text(json.dumps({**config, "model_type": "set-encoder"}))
     with pytest.raises(ConfigError, match="'set-encoder'"):
         CrossEncoderModule(target)
+
+
+def test_lightning_ir_checkpoints_index_search_and_re_rank_by_path(sample_collection, tmp_path):
+    """Through the jobs, with the family found from the checkpoint (kind=auto): a Col model indexes
+    and searches the sample; the mono model re-ranks that run with its own scores."""
+    from rayir.cli import index, re_rank, search
+    from rayir.data import read_queries, read_run
+
+    index(str(sample_collection), str(tmp_path / "col"), str(FIXTURES / "col"), in_process=True)
+    search(
+        str(tmp_path / "col" / "index"),
+        str(sample_collection),
+        str(tmp_path / "col.run"),
+        k=5,
+        split="test",
+        in_process=True,
+    )
+    re_rank(
+        str(FIXTURES / "mono"),
+        str(tmp_path / "col.run"),
+        str(sample_collection),
+        str(sample_collection),
+        str(tmp_path / "mono.run"),
+        split="test",
+        in_process=True,
+    )
+    first, second = read_run(tmp_path / "col.run"), read_run(tmp_path / "mono.run")
+    assert {q: set(d) for q, d in first.items()} == {q: set(d) for q, d in second.items()}
+    query_id, ranked = next(iter(second.items()))
+    query = next(q.text for q in read_queries(sample_collection, split="test") if q.query_id == query_id)
+    from rayir.data import DocStore
+
+    store = DocStore.from_source(sample_collection, ids=list(ranked))
+    with torch.inference_mode():
+        expected = CrossEncoderModule(FIXTURES / "mono").eval().score(query, [store[d] for d in ranked]).scores
+    assert list(ranked.values()) == pytest.approx(expected.tolist(), abs=1e-5)

@@ -20,20 +20,23 @@ expansion, Set-Encoder/MVR/COIL models...) are refused by name rather than appro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import CONFIG_MAPPING, AutoModel, AutoModelForMaskedLM
+from transformers import CONFIG_MAPPING, AutoModel, AutoModelForMaskedLM, PreTrainedTokenizerBase
 
 from ..checkpoints import LIGHTNING_IR_BI_ENCODERS, LIGHTNING_IR_CROSS_ENCODERS, lightning_ir_type
 from ..errors import ConfigError
+from .bi_encoder import BiEncoderModel
+from .config import BiEncoderConfig, CrossEncoderConfig
+from .cross_encoder import CrossEncoderModel
+from .weights import load_state, read_json
 
 MARKERS = ("[QUE]", "[DOC]")
 
 
-def bi_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """rayir :class:`~rayir.models.config.BiEncoderConfig` settings for a Lightning IR bi-encoder."""
     model_type = _supported(path, config, LIGHTNING_IR_BI_ENCODERS)
     similarity = config.get("similarity_function", "dot")
@@ -49,7 +52,7 @@ def bi_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
         return {
             "mode": "dense",
             "pooling": config.get("pooling_strategy", "mean"),
-            "embedding_dim": config.get("embedding_dim") if projection else None,
+            "embedding_dim": _projection_dim(path, state) if projection else None,
             "projection_bias": projection != "linear_no_bias",
             "normalize": bool(config.get("normalize")) or config.get("normalization_strategy") == "l2",
             "similarity": similarity,
@@ -71,7 +74,7 @@ def bi_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
         return {
             "mode": "multi_vector",
             "pooling": None,
-            "embedding_dim": config["embedding_dim"],
+            "embedding_dim": _projection_dim(path, state),
             "projection_bias": config.get("projection", "linear") != "linear_no_bias",
             "normalize": config.get("normalization_strategy") == "l2",
             "similarity": similarity,
@@ -124,35 +127,53 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def build_backbone(path: Path, config: dict[str, Any], masked_lm: bool = False) -> torch.nn.Module:
+def load_bi_encoder(path: Path, overrides: dict[str, Any]) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
+    """A Lightning IR ``lir-dpr`` / ``col`` / ``splade`` checkpoint as a rayir bi-encoder."""
+    config, state = read_json(path / "config.json"), load_state(path)
+    settings = {**bi_encoder_settings(path, config, state), **overrides}
+    encoder = _backbone(path, config, state, masked_lm=settings["mode"] == "sparse")
+    model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
+    if model.projection is not None:
+        model.projection.load_state_dict(_layer(state, "projection"))
+    return model.eval(), _tokenizer(path)
+
+
+def load_cross_encoder(path: Path, overrides: dict[str, Any]) -> tuple[CrossEncoderModel, PreTrainedTokenizerBase]:
+    """A Lightning IR ``mono`` checkpoint as a rayir pointwise cross-encoder."""
+    config, state = read_json(path / "config.json"), load_state(path)
+    settings = {**cross_encoder_settings(path, config), **overrides}
+    encoder = _backbone(path, config, state)
+    model = CrossEncoderModel(CrossEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
+    head = _layer(state, "linear")
+    head.setdefault("bias", torch.zeros(1))  # Lightning IR's head has no bias unless linear_bias
+    model.head.load_state_dict(head)
+    return model.eval(), _tokenizer(path)
+
+
+def _backbone(
+    path: Path, config: dict[str, Any], state: dict[str, torch.Tensor], masked_lm: bool = False
+) -> torch.nn.Module:
     """The backbone with Lightning IR's weights (for SPLADE: with its MLM head)."""
     backbone_type = config["backbone_model_type"]
     if backbone_type not in CONFIG_MAPPING:
         raise ConfigError(f"{path}: unknown backbone_model_type {backbone_type!r}")
     settings = {k: v for k, v in config.items() if k not in ("model_type", "architectures", "auto_map")}
     backbone_config = CONFIG_MAPPING[backbone_type](**settings)
-    state = _load_state(path)
     if masked_lm:
         if backbone_type != "bert":
             _refuse(path, f"a SPLADE model on a {backbone_type!r} backbone (BERT only here)")
         encoder = AutoModelForMaskedLM.from_config(backbone_config)
-        renamed = {}
-        for key, value in state.items():
-            if key.startswith("projection."):
-                renamed["cls." + key.removeprefix("projection.")] = value
-            else:
-                renamed["bert." + key] = value
-        state = renamed
+        # Lightning IR keeps the MLM head as ``projection``; BertForMaskedLM calls it ``cls``.
+        state = {
+            ("cls." + k.removeprefix("projection.") if k.startswith("projection.") else "bert." + k): v
+            for k, v in state.items()
+        }
     else:
-        encoder = (
-            AutoModel.from_config(backbone_config, add_pooling_layer=False)
-            if backbone_type == "bert"
-            else (AutoModel.from_config(backbone_config))
-        )
-        prefixes = ("projection.", "linear.")
-        state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
+        options = {"add_pooling_layer": False} if backbone_type == "bert" else {}
+        encoder = AutoModel.from_config(backbone_config, **options)
+        state = {k: v for k, v in state.items() if not k.startswith(("projection.", "linear."))}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
-    tied = set(getattr(encoder, "_tied_weights_keys", None) or [])
+    tied = set(getattr(encoder, "_tied_weights_keys", None) or ())  # the MLM decoder shares the embeddings
     missing = [k for k in missing if "position_ids" not in k and k not in tied and not k.endswith("decoder.weight")]
     unexpected = [k for k in unexpected if "position_ids" not in k and not k.startswith("pooler.")]
     if missing or unexpected:
@@ -164,20 +185,34 @@ def build_backbone(path: Path, config: dict[str, Any], masked_lm: bool = False) 
     return encoder
 
 
-def head_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
+def _mlm_key(key: str) -> str:
+    return "cls." + key.removeprefix("projection.") if key.startswith("projection.") else "bert." + key
+
+
+def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """The saved tokenizer read with the backbone's own class (``backbone_tokenizer_class``; the saved
+    ``tokenizer_class`` names a Lightning IR wrapper that ``transformers`` does not know)."""
+    import transformers
+
+    settings_file = path / "tokenizer_config.json"
+    name = read_json(settings_file).get("backbone_tokenizer_class") if settings_file.exists() else None
+    tokenizer_cls = getattr(transformers, name, None) if name else None
+    if tokenizer_cls is None:
+        raise ConfigError(f"{settings_file}: no backbone_tokenizer_class that transformers knows (found {name!r})")
+    return tokenizer_cls.from_pretrained(str(path))
+
+
+def _layer(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
     """The weights of one Lightning IR layer (``projection`` or ``linear``), prefix removed."""
-    state = _load_state(path)
     return {k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")}
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    return json.loads((path / "config.json").read_text())
-
-
-def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    from .loaders import _load_state as load
-
-    return load(path)
+def _projection_dim(path: Path, state: dict[str, torch.Tensor]) -> int:
+    """The output size of the saved projection (Lightning IR does not always write ``embedding_dim``)."""
+    weight = _layer(state, "projection").get("weight")
+    if weight is None:
+        _refuse(path, "a projection setting but no projection weights")
+    return int(weight.shape[0])
 
 
 def _lengths(path: Path, config: dict[str, Any]) -> dict[str, int]:

@@ -23,13 +23,10 @@ Keyword overrides are applied to the config the layout implies; unknown keys are
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -41,9 +38,11 @@ from transformers import (
 )
 
 from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, lightning_ir_kind, resolve_model_dir
+from . import lightning_ir
 from .bi_encoder import BiEncoderModel
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
+from .weights import load_state, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -56,38 +55,19 @@ ST_POOLING_MODES = {
 ST_POOLING_NAMES = {"cls": "first", "mean": "mean", "max": "max"}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: invalid JSON ({err})") from err
-
-
 def _model_type(path: Path) -> str | None:
     config = path / "config.json"
-    return _read_json(config).get("model_type") if config.exists() else None
+    return read_json(config).get("model_type") if config.exists() else None
 
 
 def _config(path: Path) -> dict[str, Any]:
     config = path / "config.json"
-    return _read_json(config) if config.exists() else {}
+    return read_json(config) if config.exists() else {}
 
 
 def _architectures(path: Path) -> list[str]:
     config = path / "config.json"
-    return (_read_json(config).get("architectures") or []) if config.exists() else []
-
-
-def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    """Weights of a directory or file, from safetensors or a plain (weights-only) torch file."""
-    if path.is_dir():
-        for name in ("model.safetensors", "pytorch_model.bin"):
-            if (path / name).exists():
-                return _load_state(path / name)
-        raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return (read_json(config).get("architectures") or []) if config.exists() else []
 
 
 def load_tokenizer(path: str | Path, backbone_config: Any = None) -> PreTrainedTokenizerBase:
@@ -109,7 +89,7 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
         model = BiEncoderModel.from_pretrained(str(path), config=config)
         return model, load_tokenizer(path, config.encoder_config)
     if lightning_ir_kind(_config(path)):
-        return _load_lightning_ir_bi_encoder(path, overrides)
+        return lightning_ir.load_bi_encoder(path, overrides)
     if (path / "modules.json").exists():
         return _load_sentence_transformers(path, overrides)
     if "HF_ColBERT" in _architectures(path) or (path / "artifact.metadata").exists():
@@ -142,7 +122,7 @@ def _checkpoint_lengths(path: Path, backbone_config: Any, settings: dict[str, An
     limits = [getattr(backbone_config, "max_position_embeddings", None)]
     tokenizer_config = path / "tokenizer_config.json"
     if tokenizer_config.exists():
-        limits.append(_read_json(tokenizer_config).get("model_max_length"))
+        limits.append(read_json(tokenizer_config).get("model_max_length"))
     known = [int(v) for v in limits if isinstance(v, int) and 0 < v < 100_000]
     if not known:
         return {}
@@ -153,7 +133,7 @@ def _checkpoint_lengths(path: Path, backbone_config: Any, settings: dict[str, An
 
 
 def _load_sentence_transformers(path: Path, overrides: dict[str, Any]):
-    modules = _read_json(path / "modules.json")
+    modules = read_json(path / "modules.json")
     settings: dict[str, Any] = {}
     transformer_dir, dense_dirs = path, []
     is_sparse = False
@@ -172,7 +152,7 @@ def _load_sentence_transformers(path: Path, overrides: dict[str, Any]):
         elif kind == "Normalize":
             settings["normalize"] = True
         elif kind == "SpladePooling":
-            splade = _read_json(module_dir / "config.json")
+            splade = read_json(module_dir / "config.json")
             if splade.get("activation_function", "relu") != "relu":
                 raise ValueError(f"{module_dir}: only relu SPLADE activation is supported")
             settings["sparse_pooling"] = splade.get("pooling_strategy", "max")
@@ -186,13 +166,13 @@ def _load_sentence_transformers(path: Path, overrides: dict[str, Any]):
         raise ValueError(f"{path}: more than one Dense module is not supported")
     dense_state = None
     if dense_dirs:
-        dense_config = _read_json(dense_dirs[0] / "config.json")
+        dense_config = read_json(dense_dirs[0] / "config.json")
         activation = dense_config.get("activation_function", "torch.nn.modules.linear.Identity")
         if not activation.endswith("Identity"):
             raise ValueError(f"{dense_dirs[0]}: Dense activation {activation} is not supported (identity only)")
         settings["embedding_dim"] = int(dense_config["out_features"])
         settings["projection_bias"] = bool(dense_config.get("bias", True))
-        dense_state = {k.removeprefix("linear."): v for k, v in _load_state(dense_dirs[0]).items()}
+        dense_state = {k.removeprefix("linear."): v for k, v in load_state(dense_dirs[0]).items()}
     model, tokenizer = _wrap_bi_encoder(path, {**settings, **overrides}, AutoModel, transformer_dir)
     if dense_state is not None:
         model.projection.load_state_dict(dense_state)
@@ -203,11 +183,11 @@ def _st_max_seq_length(module_dir: Path) -> int | None:
     """``max_seq_length``: in ``sentence_bert_config.json`` (v2-v5) or as the tokenizer's
     ``model_max_length`` (v6 writes it there)."""
     st_config = module_dir / "sentence_bert_config.json"
-    if st_config.exists() and _read_json(st_config).get("max_seq_length"):
-        return int(_read_json(st_config)["max_seq_length"])
+    if st_config.exists() and read_json(st_config).get("max_seq_length"):
+        return int(read_json(st_config)["max_seq_length"])
     tokenizer_config = module_dir / "tokenizer_config.json"
     if tokenizer_config.exists():
-        value = _read_json(tokenizer_config).get("model_max_length")
+        value = read_json(tokenizer_config).get("model_max_length")
         if isinstance(value, int) and value < 100_000:
             return value
     return None
@@ -215,7 +195,7 @@ def _st_max_seq_length(module_dir: Path) -> int | None:
 
 def _st_pooling(module_dir: Path) -> str:
     """sentence-transformers pooling config, in both the v2-v5 flags and the v6 ``pooling_mode`` form."""
-    pooling = _read_json(module_dir / "config.json")
+    pooling = read_json(module_dir / "config.json")
     if "pooling_mode" in pooling:
         modes = pooling["pooling_mode"]
         modes = [modes] if isinstance(modes, str) else list(modes)
@@ -230,8 +210,8 @@ def _st_pooling(module_dir: Path) -> str:
 
 def _load_colbert(path: Path, overrides: dict[str, Any]):
     meta_path = path / "artifact.metadata"
-    meta = _read_json(meta_path) if meta_path.exists() else {}
-    state = _load_state(path)
+    meta = read_json(meta_path) if meta_path.exists() else {}
+    state = load_state(path)
     if "linear.weight" not in state:
         raise ValueError(f"{path}: ColBERT checkpoint without a 'linear.weight' projection")
     linear = state["linear.weight"]
@@ -263,49 +243,6 @@ def _load_colbert(path: Path, overrides: dict[str, Any]):
     return model, load_tokenizer(path)
 
 
-def _load_lightning_ir_bi_encoder(path: Path, overrides: dict[str, Any]):
-    from . import lightning_ir
-
-    config = _config(path)
-    settings = {**lightning_ir.bi_encoder_settings(path, config), **overrides}
-    encoder = lightning_ir.build_backbone(path, config, masked_lm=settings["mode"] == "sparse")
-    model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
-    if model.projection is not None:
-        model.projection.load_state_dict(lightning_ir.head_weights(path, "projection"))
-    model.eval()
-    return model, _lightning_ir_tokenizer(path, encoder.config)
-
-
-def _load_lightning_ir_cross_encoder(path: Path, overrides: dict[str, Any]):
-    from . import lightning_ir
-
-    config = _config(path)
-    settings = {**lightning_ir.cross_encoder_settings(path, config), **overrides}
-    encoder = lightning_ir.build_backbone(path, config)
-    model = CrossEncoderModel(CrossEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
-    head = lightning_ir.head_weights(path, "linear")
-    head.setdefault("bias", torch.zeros(1))  # Lightning IR's head has no bias unless linear_bias
-    model.head.load_state_dict(head)
-    return model, _lightning_ir_tokenizer(path, encoder.config)
-
-
-def _lightning_ir_tokenizer(path: Path, backbone_config: Any) -> PreTrainedTokenizerBase:
-    """The backbone's own tokenizer class over the saved files (the saved ``tokenizer_class`` names
-    a Lightning IR wrapper that ``transformers`` does not know)."""
-    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
-
-    saved = _read_json(path / "tokenizer_config.json").get("tokenizer_class", "") if (path / "tokenizer_config.json").exists() else ""
-    try:
-        return load_tokenizer(path, backbone_config)
-    except (ValueError, KeyError, AttributeError):
-        logger.debug("%s: tokenizer_class %r is Lightning IR's; reading the files with the backbone's class", path, saved)
-    from transformers import TOKENIZER_MAPPING
-
-    fast = TOKENIZER_MAPPING[type(backbone_config)][1] or TOKENIZER_MAPPING[type(backbone_config)][0]
-    del tokenizer_class_from_name
-    return fast.from_pretrained(str(path))
-
-
 # ----------------------------------------------------------------------------- cross-encoders
 
 
@@ -327,7 +264,7 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
         config = CrossEncoderConfig(encoder_config=bi_encoder.encoder.config, **overrides)
         model = CrossEncoderModel(config, encoder=bi_encoder.encoder)
     elif lightning_ir_kind(_config(path)):
-        model, tokenizer = _load_lightning_ir_cross_encoder(path, overrides)
+        model, tokenizer = lightning_ir.load_cross_encoder(path, overrides)
     else:
         tokenizer = load_tokenizer(path)
         settings = dict(overrides)
@@ -347,7 +284,7 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
         model = CrossEncoderModel(config, encoder=encoder)
     _resolve_head_tokens(model, tokenizer)
     config_file = path / "config.json"
-    if cross_encoder_head_is_fresh(_read_json(config_file) if config_file.exists() else {}, overrides.get("mode")):
+    if cross_encoder_head_is_fresh(read_json(config_file) if config_file.exists() else {}, overrides.get("mode")):
         logger.warning(FRESH_HEAD_WARNING, name_or_path, model.config.mode)
     model.eval()
     return model, tokenizer

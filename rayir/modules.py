@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .data.datamodule import RankBatch
 from .losses import Loss, LossInputs, total_loss
+from .models import adapters
 from .models.bi_encoder import BiEncoderModel, Embeddings
 from .models.cross_encoder import CrossEncoderModel
 from .models.gather import gather_embeddings, gather_objects
@@ -103,7 +104,10 @@ class _ScoringModule(lightning.LightningModule):
         return self.model.config
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Model + tokenizer as a Hugging Face directory that this class (and every stage) loads."""
+        """Model + tokenizer as a Hugging Face directory that this class (and every stage) loads;
+        a model with a LoRA adapter saves the adapter and its heads only (:mod:`rayir.models.adapters`)."""
+        if adapters.has_adapter(self.model):
+            return adapters.save(self.model, self.tokenizer.tokenizer, directory)
         self.model.save_pretrained(directory)
         self.tokenizer.tokenizer.save_pretrained(directory)
         return Path(directory)

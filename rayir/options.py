@@ -5,8 +5,10 @@ A leaf module without torch: the CLI builds its parser from these before any sta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from .errors import ConfigError
 
 Precision = Literal["float32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
@@ -86,3 +88,30 @@ class ScoringOptions:
     threads_per_scorer: int | None = None
     gpus_per_scorer: float = 0
     precision: Precision = "float32"
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the backbone's linear layers.
+
+    Args:
+        r: Rank of the low-rank update (0: no adapter, the whole model trains).
+        alpha: Scaling numerator (the update is ``alpha / r * B @ A``).
+        dropout: Dropout on the adapter's input.
+        target_modules: Backbone layer names to adapt (``peft`` matches name suffixes), e.g.
+            ``[query, value]`` for BERT; empty: ``peft``'s default for the backbone type.
+    """
+
+    r: int = 0
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.r < 0 or self.alpha < 1 or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"adapter: r >= 0, alpha >= 1 and 0 <= dropout < 1 (got {asdict(self)})")
+        if self.r:
+            from importlib.util import find_spec
+
+            if find_spec("peft") is None:
+                raise ConfigError("adapter.r > 0 needs peft: pip install 'rayir[adapters]'")

@@ -134,8 +134,17 @@ def test_fit_smoke_config_trains_a_checkpoint_that_search_stages_load(ray_sessio
 
     monkeypatch.chdir(ROOT)
     (config,) = [str(path) for path in SMOKE if path.parent.name == "fit"]
-    summary = run_cli(capsys, "fit", "--config", config, "--output", str(tmp_path / "fit"))
+    # With a LoRA adapter (the full fits are the other Ray Train tests): the checkpoint holds it alone.
+    summary = run_cli(capsys, "fit", "--config", config, "--output", str(tmp_path / "fit"), "--adapter.r", "8")
     assert summary["steps"] == 4 and summary["samples"] == 4 * 2 * 4  # steps x workers x batch
+    from safetensors.torch import load_file
+
+    from rayir.models.adapters import is_adapter_checkpoint
+
+    checkpoint = Path(summary["checkpoint"])
+    assert is_adapter_checkpoint(checkpoint) and not (checkpoint / "model.safetensors").exists()
+    lora_b = [t for k, t in load_file(checkpoint / "adapter" / "adapter_model.safetensors").items() if "lora_B" in k]
+    assert lora_b and all(t.abs().max() > 0 for t in lora_b)  # trained from zero
     # the default csv logger: one row per step with the loss the summary reports last
     import csv
 

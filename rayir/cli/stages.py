@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..loss_base import Loss
-from ..options import EncodingOptions, ScoringOptions, ServingOptions
+from ..options import EncodingOptions, LoraSettings, ScoringOptions, ServingOptions
 from ..train.options import Optimization, Scaling, TrainingData, ValidationData
 from .preflight import check_measures, check_model, check_source
 
@@ -354,6 +354,7 @@ def fit(
     model_config: dict[str, Any] | None = None,
     overwrite: bool = False,
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = ["csv"],  # noqa: B006 - jsonargparse reads the default
+    adapter: LoraSettings = LoraSettings(),  # noqa: B008
 ) -> dict[str, Any]:
     """Fine-tune a bi- or cross-encoder on Ray Train; writes ``<output>/checkpoint`` (a Hugging Face directory).
 
@@ -370,6 +371,9 @@ def fit(
         overwrite: Train again over a finished run in ``output``.
         loggers: Experiment loggers writing the logged metrics under ``<output>/logs``: ``csv``
             (``logs/csv/metrics.csv``), ``tensorboard``, ``wandb``; an empty list for none.
+        adapter: LoRA on the backbone (``adapter.r > 0``): only the adapter and the weights outside
+            the backbone train, and ``checkpoint/`` holds those alone (see ``rayir.models.adapters``;
+            ``rayir.models.export.merge_adapter`` folds it into a plain checkpoint).
     """
     _check_outputs(output=output)
     from ..train.ray_trainer import fit as run_fit
@@ -386,6 +390,7 @@ def fit(
         model_config=model_config,
         overwrite=overwrite,
         loggers=loggers,
+        adapter=adapter,
     )
     return _report(
         {

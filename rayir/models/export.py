@@ -1,4 +1,5 @@
-"""Export a dense rayir bi-encoder as a sentence-transformers directory.
+"""Export a dense rayir bi-encoder as a sentence-transformers directory; merge a LoRA adapter
+checkpoint into a plain rayir checkpoint.
 
 A model fine-tuned with ``rayir fit`` is saved in rayir's own layout (``model_type:
 rayir-bi-encoder``), which sentence-transformers cannot read. The export builds the equivalent
@@ -14,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
-from .loaders import load_bi_encoder
+from .loaders import load_bi_encoder, load_cross_encoder
 
 # rayir pooling -> sentence-transformers pooling mode
 _POOLING = {"first": "cls", "mean": "mean", "max": "max"}
@@ -59,3 +60,16 @@ def export_sentence_transformers(checkpoint: str | Path, output: str | Path) -> 
         exported = SentenceTransformer(modules=modules, similarity_fn_name=similarity, device="cpu")
         exported.save(str(output))
     return Path(output)
+
+
+def merge_adapter(checkpoint: str | Path, output: str | Path, kind: str = "bi") -> Path:
+    """Write ``checkpoint`` (a LoRA adapter checkpoint, :mod:`rayir.models.adapters`) as a plain
+    rayir checkpoint in ``output``, the adapter folded into the backbone's weights: it runs without
+    the adapter's extra matmuls and no longer needs its base model."""
+    model, tokenizer = (load_bi_encoder if kind == "bi" else load_cross_encoder)(checkpoint)
+    model.encoder = model.encoder.merge_and_unload()
+    del model.adapter_base
+    output = Path(output)
+    model.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    return output

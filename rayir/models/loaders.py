@@ -14,6 +14,8 @@ Recognised layouts, checked in this order:
   ``mode="rank_t5"``).
 - **Lightning IR** (``config.json`` with ``backbone_model_type`` and a Lightning IR ``model_type``:
   ``lir-dpr``, ``col``, ``splade``, ``mono``): see :mod:`rayir.models.lightning_ir`.
+- **Adapter checkpoints** (an ``adapter/`` directory beside a rayir ``config.json``): the base
+  model they name, with the LoRA adapter on its backbone (:mod:`rayir.models.adapters`).
 - A **rayir bi-encoder** loaded as a cross-encoder gives its backbone a fresh scoring head (start a
   re-ranker from a bi-encoder fine-tuned on the domain).
 - Anything else is a plain backbone with the default config (plus your overrides).
@@ -38,7 +40,7 @@ from transformers import (
 )
 
 from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, lightning_ir_kind, resolve_model_dir
-from . import lightning_ir
+from . import adapters, lightning_ir
 from .bi_encoder import BiEncoderModel
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
@@ -84,6 +86,8 @@ def load_tokenizer(path: str | Path, backbone_config: Any = None) -> PreTrainedT
 def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
     """Load a bi-encoder from any supported layout (see module docstring)."""
     path = resolve_model_dir(name_or_path)
+    if adapters.is_adapter_checkpoint(path):
+        return adapters.load(path, "bi", overrides, load_bi_encoder)
     if _model_type(path) == BiEncoderConfig.model_type:
         config = BiEncoderConfig.from_pretrained(str(path), **overrides)
         model = BiEncoderModel.from_pretrained(str(path), config=config)
@@ -249,6 +253,10 @@ def _load_colbert(path: Path, overrides: dict[str, Any]):
 def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[CrossEncoderModel, PreTrainedTokenizerBase]:
     """Load a cross-encoder from any supported layout (see module docstring)."""
     path = resolve_model_dir(name_or_path)
+    if adapters.is_adapter_checkpoint(path):
+        model, tokenizer = adapters.load(path, "cross", overrides, load_cross_encoder)
+        _resolve_head_tokens(model, tokenizer)
+        return model, tokenizer
     if _model_type(path) == CrossEncoderConfig.model_type:
         config = CrossEncoderConfig.from_pretrained(str(path), **overrides)
         model = CrossEncoderModel.from_pretrained(str(path), config=config)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from ..atomic import write_json
 from ..locks import output_lock
 from ..loss_base import Loss
+from ..options import LoraSettings
 from ..ray_runtime import ensure_ray
 from .loggers import check_loggers
 from .options import Optimization, Scaling, TrainingData, ValidationData
@@ -61,6 +62,7 @@ def fit(
     overwrite: bool = False,
     callbacks: Sequence[Any] = (),
     loggers: Sequence[str] = ("csv",),
+    adapter: LoraSettings | None = None,
 ) -> FitResult:
     """Fine-tune ``model`` (a bi- or cross-encoder directory) on ``data``; returns the final checkpoint.
 
@@ -106,6 +108,7 @@ def fit(
             "run_key": hashlib.sha256(str(out).encode()).hexdigest()[:16],  # names worker staging dirs
             "loggers": list(loggers),
             "log_dir": str(out / "logs"),
+            "adapter": adapter,
         }
         trainer = TorchTrainer(
             train_worker,
@@ -152,6 +155,7 @@ def fit(
                 "scaling": asdict(scaling),
                 "model_config": model_config or {},
                 "loggers": list(loggers),
+                "adapter": asdict(adapter) if adapter and adapter.r else None,
             },
         )
         return summary
@@ -189,6 +193,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     from ..data.datamodule import RankDataModule
     from ..logs import configure_logging
+    from ..models import adapters
     from ..modules import BiEncoderModule, CrossEncoderModule
     from ..ray_runtime import quiet_worker
 
@@ -206,6 +211,8 @@ def train_worker(config: dict[str, Any]) -> None:
 
     module_cls = BiEncoderModule if config["kind"] == "bi" else CrossEncoderModule
     module = module_cls(config["model"], **config["model_config"])
+    if config["adapter"] and config["adapter"].r:  # LoRA: the backbone frozen, low-rank updates trained
+        adapters.add_lora(module.model, config["adapter"], config["model"], config["model_config"])
     module.configure_training(
         config["losses"],
         lr=optimization.lr,

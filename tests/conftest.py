@@ -101,3 +101,24 @@ def judged_pairs(collection: Path):
 
     where = str(collection)
     return TrainingData(queries=where, corpus=where, split="test", qrels=where, num_negatives=0)
+
+
+def fit_steps(module, train, steps: int = 2, batch_size: int = 4):
+    """``steps`` optimiser steps of plain Lightning in this process (no Ray, logging, checkpoints
+    or validation) over the samples ``train()`` builds; returns the trainer."""
+    import lightning
+
+    from rayir.data.datamodule import RankDataModule
+
+    trainer = lightning.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=RankDataModule(train=train, batch_size=batch_size))
+    return trainer

@@ -13,6 +13,7 @@ from rayir import BiEncoderModule, CrossEncoderModule
 from rayir.models import adapters
 from rayir.models.export import merge_adapter
 from rayir.options import LoraSettings
+from tests.conftest import fit_steps
 
 
 def with_trained_adapter(module, base, overrides, seed=0):
@@ -86,10 +87,7 @@ def test_cross_encoder_adapter_round_trip_and_refusals(tiny_bert_dir, tmp_path):
 
 def test_lora_training_moves_the_adapter_and_heads_only(tiny_bert_dir, sample_collection):
     """Two optimiser steps with plain Lightning: the backbone's own weights stay as loaded."""
-    import lightning
-
     from rayir.data import QrelsDataset
-    from rayir.data.datamodule import RankDataModule
     from rayir.losses import InBatchCrossEntropy
 
     torch.manual_seed(0)
@@ -97,23 +95,10 @@ def test_lora_training_moves_the_adapter_and_heads_only(tiny_bert_dir, sample_co
     adapters.add_lora(module.model, LoraSettings(r=4, target_modules=["query", "value"]), tiny_bert_dir, {})
     module.configure_training([InBatchCrossEntropy()], lr=1e-2)
     before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
-    data = RankDataModule(
-        train=lambda: QrelsDataset(
-            sample_collection, sample_collection, sample_collection, num_negatives=0, split="test"
-        ),
-        batch_size=4,
+    fit_steps(
+        module,
+        lambda: QrelsDataset(sample_collection, sample_collection, sample_collection, num_negatives=0, split="test"),
     )
-    trainer = lightning.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=data)
     moved = {n for n, p in module.model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert any("lora_B" in n for n in moved) and any(n.startswith("projection.") for n in moved)
     assert all("lora_" in n or n.startswith("projection.") for n in moved)

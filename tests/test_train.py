@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from rayir.data.datamodule import RankBatch
 from rayir.losses import InBatchCrossEntropy, total_loss
 from rayir.modules import BiEncoderModule
-from tests.conftest import judged_pairs
+from tests.conftest import fit_steps, judged_pairs
 
 QUERIES = ["first query", "second query text", "a third", "the fourth one"]
 DOCS = [
@@ -333,7 +333,6 @@ def test_a_fit_ends_complete_through_workers_lost_while_starting_on_a_loaded_mac
 def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_dir, sample_collection):
     """Two optimiser steps in one process with plain Lightning: finite losses, moved weights."""
     from rayir.data import QrelsDataset
-    from rayir.data.datamodule import RankDataModule
     from rayir.losses import ApproxNDCG, FLOPSRegularization, InfoNCE, RankNet
     from rayir.modules import CrossEncoderModule
 
@@ -348,23 +347,12 @@ def test_every_model_type_trains_with_its_losses(kind, tiny_bert_dir, tiny_mlm_d
     module = module_cls(str(path), **settings).configure_training(losses, lr=1e-3)
     before = {n: p.detach().clone() for n, p in module.model.named_parameters()}
     run = {q: {f"d{i:02d}": float(-i) for i in range(1, 31)} for q in ("q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8")}
-    data = RankDataModule(
-        train=lambda: QrelsDataset(
+    trainer = fit_steps(
+        module,
+        lambda: QrelsDataset(
             sample_collection, sample_collection, sample_collection, run=run, num_negatives=3, depth=30, split="test"
         ),
-        batch_size=4,
     )
-    trainer = lightning.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(module, datamodule=data)
     assert torch.isfinite(trainer.callback_metrics["train_loss"])
     for loss in losses:  # each term is logged on its own
         assert torch.isfinite(trainer.callback_metrics[f"train_{type(loss).__name__}"])

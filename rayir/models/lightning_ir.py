@@ -5,13 +5,13 @@ Lightning IR (0.0.6) saves a model as its backbone's weights at the top level (`
 mono), and one ``config.json`` holding the backbone's settings, ``backbone_model_type`` and its
 own ``model_type``:
 
-==========  =====================================================================
-``lir-dpr``  dense bi-encoder: pooling, optional linear projection, dot or cosine
-``col``      multi-vector (ColBERT-style): projection, MaxSim, ``[MASK]`` query expansion,
-             ``[QUE]``/``[DOC]`` markers, punctuation masked in documents
-``splade``   learned sparse: the backbone's MLM head, ``log(1 + relu)``, max or sum pooling
-``mono``     pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
-==========  =====================================================================
+============  =====================================================================
+``lir-dpr``   dense bi-encoder: pooling, optional linear projection, dot or cosine
+``col``       multi-vector (ColBERT-style): projection, MaxSim, ``[MASK]`` query expansion,
+              ``[QUE]``/``[DOC]`` markers, punctuation masked in documents
+``splade``    learned sparse: the backbone's MLM head, ``log(1 + relu)``, max or sum pooling
+``mono``      pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
+============  =====================================================================
 
 Settings rayir cannot reproduce exactly (a two-class ``mono`` head, static SPLADE weights, document
 expansion, Set-Encoder/MVR/COIL models...) are refused by name rather than approximated.
@@ -59,11 +59,10 @@ def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, tor
             **lengths,
         }
     if model_type == "col":
-        for side in ("query", "doc"):
-            if config.get(f"{side}_mask_scoring_tokens") not in (None, "punctuation") or (
-                side == "query" and config.get("query_mask_scoring_tokens")
-            ):
-                _refuse(path, f"{side}_mask_scoring_tokens={config.get(f'{side}_mask_scoring_tokens')!r}")
+        if config.get("query_mask_scoring_tokens") is not None:
+            _refuse(path, f"query_mask_scoring_tokens={config['query_mask_scoring_tokens']!r}")
+        if config.get("doc_mask_scoring_tokens") not in (None, "punctuation"):
+            _refuse(path, f"doc_mask_scoring_tokens={config['doc_mask_scoring_tokens']!r}")
         if config.get("doc_expansion"):
             _refuse(path, "doc_expansion")
         if config.get("query_aggregation_function", "sum") not in ("sum", "mean"):

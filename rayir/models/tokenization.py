@@ -67,10 +67,9 @@ class BiEncoderTokenizer:
     def doc_lengths(self, texts: Sequence[str]) -> list[int]:
         """Token counts of ``texts`` as :meth:`docs` cuts them (marker included), without padding
         and without counting truncation: for sorting texts into batches."""
-        room = self.config.doc_max_length - (1 if self._doc_marker_id is not None else 0)
-        extra = 1 if self._doc_marker_id is not None else 0
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=room)["input_ids"]
-        return [len(ids) + extra for ids in encoded]
+        marker = 1 if self._doc_marker_id is not None else 0
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.config.doc_max_length - marker)
+        return [len(ids) + marker for ids in encoded["input_ids"]]
 
     def _encode(
         self, texts: Sequence[str], max_length: int, marker_id: int | None, side: str

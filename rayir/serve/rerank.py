@@ -350,7 +350,8 @@ def _score(
         time.perf_counter() - started,
         result.scoring_pairs_per_second,
     )
-    limits = "max_length" if kind == "cross" else "query_max_length/doc_max_length"
+    cross_limits = "max_length (or query_max_length/doc_max_length, if set)"
+    limits = cross_limits if kind == "cross" else "query_max_length/doc_max_length"
     report_truncation(logger, result.truncated_pairs, count, "pairs", f"the model's {limits}")
     return result
 

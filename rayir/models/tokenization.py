@@ -136,10 +136,17 @@ class CrossEncoderTokenizer:
         self.truncated += sum(cut)
         return dict(enc)
 
-    def lengths(self, queries: Sequence[str], docs: Sequence[str]) -> list[int]:
-        """Token counts of the pairs as :meth:`pairs` cuts them, without padding and without
-        counting truncation: for sorting pairs into batches."""
-        return [len(ids) for ids in self._tokenize(queries, docs)[0]["input_ids"]]
+    def unpadded(self, queries: Sequence[str], docs: Sequence[str]) -> Any:
+        """The pairs tokenised once, without padding (lists of ids), for a caller that sorts them
+        by length and pads each mini-batch with :meth:`pad_rows`; counts the pairs cut."""
+        enc, cut = self._tokenize(queries, docs)
+        self.truncated += sum(cut)
+        return enc
+
+    def pad_rows(self, encoding: Any, rows: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Rows ``rows`` of an :meth:`unpadded` encoding as one padded batch of tensors."""
+        names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoding]
+        return dict(self.tokenizer.pad({k: [encoding[k][i] for i in rows] for k in names}, return_tensors="pt"))
 
     def _tokenize(self, queries: Sequence[str], docs: Sequence[str], **options: Any) -> tuple[Any, list[bool]]:
         """The pairs' encoding and which pairs lost tokens (to a side's own length or to ``max_length``)."""

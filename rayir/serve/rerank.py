@@ -131,24 +131,41 @@ class PairScorer:
                 return self.module.model.score_pairs(q, d).float().cpu().numpy()
             if self.listwise:
                 return self.module.score(queries[0], docs).scores.float().cpu().numpy()
-            return self.module.model(self.module.tokenizer.pairs(queries, docs)).float().cpu().numpy()
+        return self._forward(self.module.tokenizer.pairs(queries, docs))
 
     def sorted_scores(self, queries: list[str], docs: list[str]) -> np.ndarray:
         """Scores of a block of pairs, computed in length-sorted mini-batches (little padding,
-        :mod:`rayir.models.batching`) and returned in the block's order."""
+        :mod:`rayir.models.batching`) and returned in the block's order. Cross-encoder pairs are
+        tokenised once: their lengths and each padded mini-batch come from that one encoding."""
         from ..models.batching import length_sorted_batches, restore_order
 
         if self.kind == "cross":
-            lengths, max_length = self.module.tokenizer.lengths(queries, docs), self.module.config.max_length
+            tokenizer = self.module.tokenizer
+            encoded = tokenizer.unpadded(queries, docs)
+            lengths, max_length = [len(ids) for ids in encoded["input_ids"]], self.module.config.max_length
+
+            def score(picked: np.ndarray) -> np.ndarray:
+                return self._forward(tokenizer.pad_rows(encoded, picked))
         else:
             lengths, max_length = self.module.tokenizer.doc_lengths(docs), self.module.config.doc_max_length
+
+            def score(picked: np.ndarray) -> np.ndarray:
+                return self.scores([queries[i] for i in picked], [docs[i] for i in picked])
+
         order, batches = length_sorted_batches(lengths, self.batch_size, max_length)
         parts = []
         for picked in batches:
-            parts.append(self.scores([queries[i] for i in picked], [docs[i] for i in picked]))
+            parts.append(score(picked))
             if self.progress is not None:
                 self.progress.add(len(picked))
         return np.concatenate(parts)[restore_order(order)] if parts else np.zeros(0, np.float32)
+
+    def _forward(self, batch: dict[str, Any]) -> np.ndarray:
+        """Cross-encoder scores of one tokenised, padded batch of pairs."""
+        import torch
+
+        with torch.inference_mode(), self.precision_context():
+            return self.module.model(batch).float().cpu().numpy()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         started = time.perf_counter()

@@ -178,8 +178,8 @@ def model_kind(name_or_path: str | Path, mode: str | None = None) -> str:
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
     model_type = config.get("model_type")
     architectures = config.get("architectures") or []
-    if lightning_ir_kind(config):
-        return lightning_ir_kind(config)
+    if kind := lightning_ir_kind(config):
+        return kind
     if model_type in ("rayir-cross-encoder", "t5") or config.get("is_encoder_decoder"):
         return "cross"
     if any(a.endswith("ForSequenceClassification") for a in architectures):

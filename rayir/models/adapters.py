@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer
 
 from ..errors import ConfigError
 from ..options import LoraSettings
@@ -78,8 +77,8 @@ def save(model: torch.nn.Module, tokenizer: Any, directory: str | Path) -> Path:
 
 
 def load(path: Path, kind: str, overrides: dict[str, Any], load_base: Callable) -> tuple[torch.nn.Module, Any]:
-    """A model from an adapter checkpoint: its base (read by ``load_base``, the loader of its
-    family), the adapter (unmerged) and its heads."""
+    """A model from an adapter checkpoint: its base and tokenizer (read by ``load_base``, the loader
+    of its family), the adapter (unmerged) and its heads."""
     from peft import PeftModel
 
     from ..checkpoints import resolve_model_dir
@@ -89,20 +88,20 @@ def load(path: Path, kind: str, overrides: dict[str, Any], load_base: Callable) 
 
     base = read_json(path / ADAPTER_DIR / BASE_FILE)
     try:
-        base_model, _ = load_base(resolve_model_dir(base["model"]), **base["overrides"])
+        base_model, tokenizer = load_base(resolve_model_dir(base["model"]), **base["overrides"])
     except (OSError, ValueError) as err:
         raise ConfigError(f"{path}: the adapter's base model {base['model']!r} does not load ({err})") from err
     config_cls, model_cls = (
         (BiEncoderConfig, BiEncoderModel) if kind == "bi" else (CrossEncoderConfig, CrossEncoderModel)
-    )  # noqa: E501
+    )
     config = config_cls.from_pretrained(str(path), **overrides)
     model = model_cls(config, encoder=base_model.encoder)
     # The adapter goes on after the model is built: building initialises weights it does not know loaded.
     model.encoder = PeftModel.from_pretrained(model.encoder, str(path / ADAPTER_DIR))
     missing, unexpected = model.load_state_dict(load_file(str(path / HEADS_FILE)), strict=False)
-    missing = [k for k in missing if not k.startswith("encoder.") and not k.endswith("head_token_ids")]
+    missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
         raise ConfigError(f"{path / HEADS_FILE}: does not fit the model (missing {missing}, unexpected {unexpected})")
     model.adapter_base = base
     model.eval()
-    return model, AutoTokenizer.from_pretrained(str(path), config=config.encoder_config)
+    return model, tokenizer  # the base's tokenizer: training an adapter leaves it as it was

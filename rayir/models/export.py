@@ -68,7 +68,6 @@ def merge_adapter(checkpoint: str | Path, output: str | Path, kind: str = "bi") 
     the adapter's extra matmuls and no longer needs its base model."""
     model, tokenizer = (load_bi_encoder if kind == "bi" else load_cross_encoder)(checkpoint)
     model.encoder = model.encoder.merge_and_unload()
-    del model.adapter_base
     output = Path(output)
     model.save_pretrained(output)
     tokenizer.save_pretrained(output)

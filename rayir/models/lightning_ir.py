@@ -120,9 +120,8 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
         "mode": "pointwise",
         "pooling": pooling,
         # Lightning IR cuts the query and the document to their own lengths, then pairs them.
-        "query_max_length": lengths["query_max_length"],
-        "doc_max_length": lengths["doc_max_length"],
-        "max_length": lengths["query_max_length"] + lengths["doc_max_length"] + 3,
+        **lengths,
+        "max_length": lengths["query_max_length"] + lengths["doc_max_length"] + 3,  # [CLS], 2 x [SEP]
     }
 
 

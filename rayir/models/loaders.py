@@ -57,19 +57,17 @@ ST_POOLING_MODES = {
 ST_POOLING_NAMES = {"cls": "first", "mean": "mean", "max": "max"}
 
 
-def _model_type(path: Path) -> str | None:
-    config = path / "config.json"
-    return read_json(config).get("model_type") if config.exists() else None
-
-
 def _config(path: Path) -> dict[str, Any]:
     config = path / "config.json"
     return read_json(config) if config.exists() else {}
 
 
+def _model_type(path: Path) -> str | None:
+    return _config(path).get("model_type")
+
+
 def _architectures(path: Path) -> list[str]:
-    config = path / "config.json"
-    return (read_json(config).get("architectures") or []) if config.exists() else []
+    return _config(path).get("architectures") or []
 
 
 def load_tokenizer(path: str | Path, backbone_config: Any = None) -> PreTrainedTokenizerBase:

@@ -135,10 +135,10 @@ FRESH_HEAD_WARNING = (
 )
 
 
-LIGHTNING_IR_BI_ENCODERS = ("lir-dpr", "col", "splade")
-LIGHTNING_IR_CROSS_ENCODERS = ("mono",)
+LIGHTNING_IR_BI_ENCODERS = ("lir-dpr", "col", "splade", "mvr", "unicoil")
+LIGHTNING_IR_CROSS_ENCODERS = ("mono", "set-encoder")
 # Lightning IR (rayir.models.lightning_ir) types rayir knows of but cannot load (yet): refused with their name.
-LIGHTNING_IR_UNSUPPORTED = ("set-encoder", "mvr", "coil", "unicoil", "bi-encoder", "cross-encoder")
+LIGHTNING_IR_UNSUPPORTED = ("coil", "bi-encoder", "cross-encoder")
 
 
 def lightning_ir_type(config: dict) -> str | None:
@@ -156,13 +156,13 @@ def lightning_ir_kind(config: dict) -> str | None:
     model_type = lightning_ir_type(config)
     if model_type is None:
         return None
-    if model_type in ("set-encoder", "cross-encoder") or model_type in LIGHTNING_IR_CROSS_ENCODERS:
+    if model_type == "cross-encoder" or model_type in LIGHTNING_IR_CROSS_ENCODERS:
         return "cross"
     return "bi"
 
 
 BI_ENCODER_MODES = ("dense", "multi_vector", "sparse")
-CROSS_ENCODER_MODES = ("sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise")
+CROSS_ENCODER_MODES = ("sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise", "set_encoder")
 
 
 def model_kind(name_or_path: str | Path, mode: str | None = None) -> str:

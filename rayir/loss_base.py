@@ -20,6 +20,10 @@ class LossInputs:
     query_vectors: torch.Tensor | None = None
     doc_vectors: torch.Tensor | None = None
     sparse: bool = False
+    # multi-vector: each pair's query x document token similarities (N, Lq, Ld), -inf where a
+    # document token does not take part, and which query tokens take part (N, Lq)
+    token_similarity: torch.Tensor | None = None
+    query_token_mask: torch.Tensor | None = None
 
 
 class Loss:
@@ -28,6 +32,7 @@ class Loss:
     needs_in_batch = False
     needs_sparse = False
     needs_vectors = False  # the query and document vectors of a single-vector bi-encoder
+    needs_token_similarity = False  # token-level similarities of a multi-vector bi-encoder
 
     def __init__(self, weight: float = 1.0) -> None:
         self.weight = weight

@@ -243,6 +243,25 @@ class L1Regularization(Loss):
         return self.query_weight * query + self.doc_weight * doc
 
 
+class ContrastiveLocalLoss(Loss):
+    """MVR's local contrast: for every query token of every pair, a cross-entropy over the
+    document's token (viewer) similarities towards the most similar one, so one view wins each
+    query instead of all views agreeing. Multi-vector bi-encoders (MVR's viewer tokens)."""
+
+    needs_token_similarity = True
+
+    def __init__(self, temperature: float = 1.0, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        self.temperature = temperature
+
+    def __call__(self, inputs: LossInputs) -> torch.Tensor:
+        if inputs.token_similarity is None or inputs.query_token_mask is None:
+            raise ValueError("ContrastiveLocalLoss needs a multi-vector bi-encoder (token similarities)")
+        rows = inputs.query_token_mask.bool()
+        logits = inputs.token_similarity[rows] / self.temperature  # (tokens, Ld)
+        return F.cross_entropy(logits, logits.argmax(dim=-1))
+
+
 class Scheduled(Loss):
     """Another loss whose weight follows a schedule over optimiser steps: zero for ``delay_steps``,
     then rising over ``warmup_steps`` to the inner loss's ``weight`` — linearly, quadratically (the
@@ -266,7 +285,7 @@ class Scheduled(Loss):
         super().__init__(loss.weight)
         self.loss, self.warmup_steps, self.delay_steps, self.shape = loss, warmup_steps, delay_steps, shape
         self.needs_in_batch, self.needs_sparse = loss.needs_in_batch, loss.needs_sparse
-        self.needs_vectors = loss.needs_vectors
+        self.needs_vectors, self.needs_token_similarity = loss.needs_vectors, loss.needs_token_similarity
 
     @property
     def name(self) -> str:

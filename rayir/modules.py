@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .data.datamodule import RankBatch
 from .losses import Loss, LossInputs, total_loss
-from .models import adapters
+from .models import adapters, scoring
 from .models.bi_encoder import BiEncoderModel, Embeddings
 from .models.cross_encoder import CrossEncoderModel
 from .models.gather import gather_embeddings, gather_objects
@@ -243,6 +243,8 @@ class BiEncoderModule(_ScoringModule):
         for loss in losses:
             if loss.needs_sparse and self.config.mode != "sparse":
                 raise ValueError(f"{loss.name} needs a sparse model; this one is {self.config.mode}")
+            if loss.needs_token_similarity and self.config.mode != "multi_vector":
+                raise ValueError(f"{loss.name} needs a multi-vector model; this one is {self.config.mode}")
 
     def loss_inputs(self, batch: RankBatch) -> LossInputs:
 
@@ -258,6 +260,11 @@ class BiEncoderModule(_ScoringModule):
             in_batch_targets = offset + torch.arange(size, device=self.device) * per_query + targets.argmax(dim=1)
         sparse = self.config.mode == "sparse"
         vectors = sparse or any(loss.needs_vectors for loss in self.losses)
+        token_similarity = query_token_mask = None
+        if any(loss.needs_token_similarity for loss in self.losses):
+            paired = queries.select(torch.arange(size, device=self.device).repeat_interleave(per_query))
+            token_similarity = scoring.token_similarity(paired.vectors, docs.vectors, docs.mask, self.config.similarity)
+            query_token_mask = paired.mask
         return LossInputs(
             scores,
             targets,
@@ -266,6 +273,8 @@ class BiEncoderModule(_ScoringModule):
             queries.vectors if vectors else None,
             docs.vectors if vectors else None,
             sparse,
+            token_similarity,
+            query_token_mask,
         )
 
 
@@ -280,7 +289,7 @@ class CrossEncoderModule(_ScoringModule):
     def score(self, queries: str | Sequence[str], docs: Sequence[str] | Sequence[Sequence[str]]) -> ScoringOutput:
         query_list, doc_lists = _normalise_inputs(queries, docs)
         num_docs = [len(d) for d in doc_lists]
-        if self.config.mode == "listwise":
+        if self.config.scores_lists:
             # A query's candidates must be scored together: batch whole lists.
             scores = [self._score_pairs([q] * len(d), d, [len(d)]) for q, d in zip(query_list, doc_lists)]
         else:
@@ -300,12 +309,12 @@ class CrossEncoderModule(_ScoringModule):
 
     def _check_losses(self, losses: Sequence[Loss]) -> None:
         for loss in losses:
-            if loss.needs_in_batch or loss.needs_sparse or loss.needs_vectors:
+            if loss.needs_in_batch or loss.needs_sparse or loss.needs_vectors or loss.needs_token_similarity:
                 raise ValueError(f"{loss.name} applies to bi-encoders only")
 
     def loss_inputs(self, batch: RankBatch) -> LossInputs:
         targets = batch.targets.to(self.device)
         queries = [q for q, count in zip(batch.queries, batch.num_docs) for _ in range(count)]
-        num_docs = batch.num_docs if self.config.mode == "listwise" else None
+        num_docs = batch.num_docs if self.config.scores_lists else None
         scores = self.model(self.tokenizer.pairs(queries, batch.docs), num_docs=num_docs)
         return LossInputs(scores.view(targets.shape), targets)

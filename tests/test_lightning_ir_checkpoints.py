@@ -19,8 +19,8 @@ from rayir.checkpoints import model_kind
 from rayir.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lightning_ir"
-BI_ENCODERS = ["dpr", "dpr-mean-cosine", "col", "splade"]
-CROSS_ENCODERS = ["mono", "mono-mean-bias"]
+BI_ENCODERS = ["dpr", "dpr-mean-cosine", "col", "splade", "mvr", "unicoil"]
+CROSS_ENCODERS = ["mono", "mono-mean-bias", "set-encoder"]
 
 
 def recorded(name: str) -> dict:
@@ -38,6 +38,23 @@ def test_lightning_ir_checkpoints_score_as_lightning_ir_did(name):
     flat_expected = [s for row in expected["scores"] for s in row]
     assert max(flat_expected) - min(flat_expected) > 1e-3  # the pairs really score differently
     assert scores == pytest.approx(flat_expected, abs=1e-5)
+
+
+def largest_difference(name: str, module_cls: type, **overrides) -> float:
+    expected = recorded(name)
+    module = module_cls(FIXTURES / name, **overrides).eval()
+    with torch.inference_mode():
+        scores = [s for query in expected["queries"] for s in module.score(query, expected["docs"]).scores.tolist()]
+    return max(abs(a - b) for a, b in zip(scores, [s for row in expected["scores"] for s in row]))
+
+
+def test_the_comparison_tells_a_family_from_its_plain_relative():
+    """The recorded scores catch a Set-Encoder scored pair by pair, and MVR documents cut elsewhere
+    (the viewer tokens count towards the document length) or read through fewer views."""
+    assert largest_difference("set-encoder", CrossEncoderModule) < 1e-5
+    assert largest_difference("set-encoder", CrossEncoderModule, mode="pointwise") > 1e-4
+    assert largest_difference("mvr", BiEncoderModule, doc_max_length=27) > 1e-4
+    assert largest_difference("mvr", BiEncoderModule, viewer_tokens=2) > 1e-4
 
 
 def test_the_fixtures_hold_texts_longer_than_the_models_lengths():
@@ -59,9 +76,12 @@ def test_unsupported_lightning_ir_settings_are_refused_by_name(tmp_path):
     (target / "config.json").write_text(json.dumps({**config, "scoring_strategy": "mono"}))
     with pytest.raises(ConfigError, match="scoring_strategy='mono'"):
         CrossEncoderModule(target)
-    (target / "config.json").write_text(json.dumps({**config, "model_type": "set-encoder"}))
-    with pytest.raises(ConfigError, match="'set-encoder'"):
+    (target / "config.json").write_text(json.dumps({**config, "model_type": "set-encoder", "add_extra_token": True}))
+    with pytest.raises(ConfigError, match="add_extra_token"):
         CrossEncoderModule(target)
+    (target / "config.json").write_text(json.dumps({**config, "model_type": "coil"}))
+    with pytest.raises(ConfigError, match="'coil'"):
+        BiEncoderModule(target)
 
 
 def test_lightning_ir_checkpoints_index_search_and_re_rank_by_path(sample_collection, tmp_path):

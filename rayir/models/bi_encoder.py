@@ -35,9 +35,14 @@ class Embeddings:
 
 def build_backbone(config: BiEncoderConfig) -> torch.nn.Module:
     """A randomly initialised backbone of the right kind for ``config.mode``."""
-    if config.mode == "sparse":
+    if uses_mlm_head(config):
         return AutoModelForMaskedLM.from_config(config.encoder_config)
     return AutoModel.from_config(config.encoder_config)
+
+
+def uses_mlm_head(config: BiEncoderConfig) -> bool:
+    """SPLADE reads the backbone's MLM head; every other bi-encoder the plain backbone."""
+    return config.mode == "sparse" and config.sparse_weighting == "mlm"
 
 
 class BiEncoderModel(PreTrainedModel):
@@ -51,11 +56,9 @@ class BiEncoderModel(PreTrainedModel):
         self.encoder = encoder if encoder is not None else build_backbone(config)
         ensure_attention_implementation(self.encoder)
         hidden = config.encoder_config.hidden_size
-        self.projection = (
-            torch.nn.Linear(hidden, config.embedding_dim, bias=config.projection_bias)
-            if config.embedding_dim is not None
-            else None
-        )
+        # UniCOIL's projection gives each token one weight; the others project to embedding_dim.
+        out = 1 if config.sparse_weighting == "token" else config.embedding_dim
+        self.projection = torch.nn.Linear(hidden, out, bias=config.projection_bias) if out is not None else None
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
@@ -91,6 +94,10 @@ class BiEncoderModel(PreTrainedModel):
         if cfg.mode == "sparse":
             if is_query and cfg.query_inference_free:
                 return Embeddings(self._bag_of_tokens(batch["input_ids"].to(self.device), scoring_mask))
+            if cfg.sparse_weighting == "token":
+                weights = self.projection(self._token_embeddings(batch)).squeeze(-1)
+                ids = batch["input_ids"].to(self.device)
+                return Embeddings(scoring.token_weights_to_vocabulary(weights, ids, scoring_mask, self.embedding_dim))
             logits = self.encoder(**self._backbone_inputs(batch)).logits
             return Embeddings(scoring.splade_activation(logits, scoring_mask, cfg.sparse_pooling))
         tokens = self._token_embeddings(batch)
@@ -126,6 +133,16 @@ class BiEncoderModel(PreTrainedModel):
             num_docs = [len(docs) // len(queries)] * len(queries)
         if sum(num_docs) != len(docs):
             raise ValueError(f"num_docs sums to {sum(num_docs)} but there are {len(docs)} documents")
+        if self.training and self.config.xtr_k_train is not None:
+            return scoring.xtr_grouped(
+                queries.vectors,
+                queries.mask,
+                docs.vectors,
+                docs.mask,
+                num_docs,
+                self.config.similarity,
+                self.config.xtr_k_train,
+            )
         index = torch.repeat_interleave(
             torch.arange(len(queries), device=queries.vectors.device),
             torch.tensor(num_docs, device=queries.vectors.device),
@@ -145,6 +162,10 @@ class BiEncoderModel(PreTrainedModel):
     def score_matrix(self, queries: Embeddings, docs: Embeddings) -> torch.Tensor:
         """All query x document scores ``(Nq, Nd)`` (in-batch negatives)."""
         cfg = self.config
+        if self.training and cfg.xtr_k_train is not None:
+            return scoring.xtr_matrix(
+                queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.xtr_k_train
+            )
         if cfg.mode == "multi_vector":
             return scoring.maxsim_matrix(
                 queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.query_aggregation

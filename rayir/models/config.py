@@ -98,6 +98,19 @@ class BiEncoderConfig(_RayirConfig):
     - ``sparse``: one vocabulary-sized vector (SPLADE) from the MLM head: ``log(1 + relu(logits))``
       pooled over tokens (``sparse_pooling``). With ``query_inference_free`` the query side skips
       the encoder and weighs each query token 1.0 (a bag of its vocabulary ids).
+      ``sparse_weighting="token"`` is UniCOIL instead: a linear layer gives each input token one
+      weight, ``relu``-ed, placed at its vocabulary id (the largest where a token repeats); no MLM
+      head, no expansion.
+
+    Model families built on these modes:
+
+    - **MVR** (multi-view): ``multi_vector`` with ``viewer_tokens=n``: documents carry ``n`` viewer
+      tokens ``[VIE0]``... after ``[CLS]`` and are represented by those ``n`` vectors only; a query
+      by its first-token vector. MaxSim over one query vector is then the best view's score.
+    - **XTR**: ``multi_vector`` with ``xtr_k_train=k``: in training, each query keeps only its
+      ``k`` most similar (query token, document token) pairs over all documents it is scored
+      against, and normalises by the query tokens that kept one (in-batch token retrieval).
+      Search and re-ranking use plain MaxSim.
     """
 
     model_type: ClassVar[str] = "rayir-bi-encoder"
@@ -120,7 +133,11 @@ class BiEncoderConfig(_RayirConfig):
     doc_marker: str | None = None
     # sparse (learned sparse retrieval)
     sparse_pooling: Literal["max", "sum"] = "max"
+    sparse_weighting: Literal["mlm", "token"] = "mlm"
     query_inference_free: bool = False
+    # model families
+    viewer_tokens: int | None = None
+    xtr_k_train: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -140,6 +157,23 @@ class BiEncoderConfig(_RayirConfig):
             raise ValueError("BiEncoderConfig: query_inference_free needs mode='sparse'")
         if self.embedding_dim is not None and self.embedding_dim < 1:
             raise ValueError("BiEncoderConfig: embedding_dim must be positive")
+        if self.sparse_weighting == "token" and (self.mode != "sparse" or self.query_inference_free):
+            raise ValueError(
+                "BiEncoderConfig: sparse_weighting='token' (UniCOIL) needs mode='sparse', both sides encoded"
+            )
+        if self.viewer_tokens is not None:
+            if self.mode != "multi_vector" or self.viewer_tokens < 1:
+                raise ValueError("BiEncoderConfig: viewer_tokens (MVR) needs mode='multi_vector' and a count >= 1")
+            if self.query_expansion or self.mask_punctuation or self.query_marker or self.doc_marker:
+                raise ValueError("BiEncoderConfig: viewer_tokens (MVR) does not combine with expansion/markers/masking")
+            if self.viewer_tokens + 2 > self.doc_max_length:
+                raise ValueError("BiEncoderConfig: doc_max_length leaves no room for the viewer tokens")
+        if self.xtr_k_train is not None and (self.mode != "multi_vector" or self.xtr_k_train < 1):
+            raise ValueError("BiEncoderConfig: xtr_k_train (XTR) needs mode='multi_vector' and k >= 1")
+
+    def viewer_token_names(self) -> list[str]:
+        """The MVR viewer tokens, in the order they follow ``[CLS]``."""
+        return [f"[VIE{i}]" for i in range(self.viewer_tokens or 0)]
 
 
 class CrossEncoderConfig(_RayirConfig):
@@ -163,11 +197,15 @@ class CrossEncoderConfig(_RayirConfig):
       ``listwise_layers`` transformer layers let the pooled vectors of one query's candidates
       attend to each other before the linear head. Scores therefore depend on the whole candidate
       list and are permutation-equivariant within it.
+    - ``set_encoder``: listwise inside the backbone (Set-Encoder): every self-attention layer lets
+      each pair's tokens also attend to the first-token states of the query's other candidates
+      (keys and values from the same projections), then the ``pointwise`` head. BERT and ELECTRA
+      backbones. Permutation-equivariant too; a list is never padded with sampled candidates.
     """
 
     model_type: ClassVar[str] = "rayir-cross-encoder"
 
-    mode: Literal["sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise"] = "pointwise"
+    mode: Literal["sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise", "set_encoder"] = "pointwise"
     max_length: int = 512
     query_max_length: int | None = None
     doc_max_length: int | None = None
@@ -188,3 +226,8 @@ class CrossEncoderConfig(_RayirConfig):
                 raise ValueError(f"CrossEncoderConfig: {name} must be positive (or None)")
         if self.mode == "listwise" and self.listwise_layers < 1:
             raise ValueError("CrossEncoderConfig: listwise_layers must be >= 1")
+
+    @property
+    def scores_lists(self) -> bool:
+        """Whether a query's candidates must be scored together (their scores depend on each other)."""
+        return self.mode in ("listwise", "set_encoder")

@@ -10,7 +10,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from . import scoring
+from . import scoring, set_encoder
 from .backbone import ensure_attention_implementation
 from .config import CrossEncoderConfig
 
@@ -35,8 +35,11 @@ class CrossEncoderModel(PreTrainedModel):
         self.encoder = encoder if encoder is not None else build_backbone(config)
         ensure_attention_implementation(self.encoder)
         hidden = config.encoder_config.hidden_size if hasattr(config.encoder_config, "hidden_size") else None
-        self.head = torch.nn.Linear(hidden, 1) if config.mode in ("pointwise", "listwise") else None
+        self.head = torch.nn.Linear(hidden, 1) if config.mode in ("pointwise", "listwise", "set_encoder") else None
         self.list_encoder = None
+        self.list_context = set_encoder.ListContext()
+        if config.mode == "set_encoder":
+            set_encoder.install(self.encoder, self.list_context)
         if config.mode == "listwise":
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)  # a fresh list encoder is the same on every load
@@ -60,7 +63,8 @@ class CrossEncoderModel(PreTrainedModel):
         self.head_token_ids = torch.tensor(token_ids, dtype=torch.long, device=self.device)
 
     def forward(self, batch: dict[str, torch.Tensor], num_docs: list[int] | None = None) -> torch.Tensor:
-        """Flat scores, one per pair. ``num_docs`` groups consecutive pairs by query (listwise only)."""
+        """Flat scores, one per pair. ``num_docs`` groups consecutive pairs by query (listwise and
+        Set-Encoder; one list of all pairs when not given)."""
         cfg = self.config
         inputs = {
             k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")
@@ -69,7 +73,13 @@ class CrossEncoderModel(PreTrainedModel):
             return self.encoder(**inputs).logits[:, cfg.label_index]
         if cfg.mode in ("mono_t5", "rank_t5"):
             return self._seq2seq_scores(inputs)
-        hidden = self.encoder(**inputs).last_hidden_state
+        if cfg.mode == "set_encoder":
+            self.list_context.attention_mask = inputs["attention_mask"]
+            self.list_context.num_docs = num_docs or [inputs["input_ids"].shape[0]]
+        try:
+            hidden = self.encoder(**inputs).last_hidden_state
+        finally:
+            self.list_context.attention_mask = self.list_context.num_docs = None
         pooled = scoring.pool(hidden, inputs["attention_mask"], cfg.pooling)
         if cfg.mode == "listwise":
             pooled = self._attend_within_lists(pooled, num_docs)

@@ -10,11 +10,19 @@ own ``model_type``:
 ``col``       multi-vector (ColBERT-style): projection, MaxSim, ``[MASK]`` query expansion,
               ``[QUE]``/``[DOC]`` markers, punctuation masked in documents
 ``splade``    learned sparse: the backbone's MLM head, ``log(1 + relu)``, max or sum pooling
+``mvr``       multi-view (MVR): ``[VIE0..n]`` viewer tokens after ``[CLS]`` in documents, the
+              query's first-token vector, MaxSim over the views
+``unicoil``   learned sparse with one ``relu`` weight per input token (``token_projection``)
 ``mono``      pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
+``set-encoder``  the ``mono`` head over a backbone whose attention also reads the other
+              candidates' first tokens (rayir's ``set_encoder`` mode)
 ============  =====================================================================
 
 Settings rayir cannot reproduce exactly (a two-class ``mono`` head, static SPLADE weights, document
-expansion, Set-Encoder/MVR/COIL models...) are refused by name rather than approximated.
+expansion, COIL models, a Set-Encoder's ``[INT]`` token...) are refused by name rather than
+approximated. A Set-Encoder's ``depth``/``sample_missing_docs`` pad short candidate lists with
+randomly sampled states in Lightning IR; rayir scores the real candidates only (deterministic; the
+same scores whenever a list holds ``depth`` candidates).
 ``k_train`` (XTR's in-batch token retrieval) only changes training and is not read here.
 """
 
@@ -56,6 +64,28 @@ def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, tor
             "projection_bias": projection != "linear_no_bias",
             "normalize": bool(config.get("normalize")) or config.get("normalization_strategy") == "l2",
             "similarity": similarity,
+            **lengths,
+        }
+    if model_type == "mvr":
+        if config.get("add_marker_tokens"):
+            _refuse(path, "marker tokens on an MVR model")
+        projection = config.get("projection")
+        return {
+            "mode": "multi_vector",
+            "pooling": None,
+            "embedding_dim": _projection_dim(path, state) if projection else None,
+            "projection_bias": projection != "linear_no_bias",
+            "normalize": config.get("normalization_strategy") == "l2",
+            "similarity": similarity,
+            "viewer_tokens": int(config.get("num_viewer_tokens") or 0) or _refuse(path, "no viewer tokens"),
+            **lengths,
+        }
+    if model_type == "unicoil":
+        return {
+            "mode": "sparse",
+            "pooling": None,
+            "sparse_weighting": "token",
+            "projection_bias": config.get("projection", "linear") != "linear_no_bias",
             **lengths,
         }
     if model_type == "col":
@@ -104,8 +134,11 @@ def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, tor
 
 
 def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """rayir :class:`~rayir.models.config.CrossEncoderConfig` settings for a Lightning IR ``mono`` model."""
-    _supported(path, config, LIGHTNING_IR_CROSS_ENCODERS)
+    """rayir :class:`~rayir.models.config.CrossEncoderConfig` settings for a Lightning IR ``mono`` or
+    ``set-encoder`` model."""
+    model_type = _supported(path, config, LIGHTNING_IR_CROSS_ENCODERS)
+    if model_type == "set-encoder" and config.get("add_extra_token"):
+        _refuse(path, "add_extra_token (an [INT] token)")
     if config.get("scoring_strategy", "rank") != "rank":
         _refuse(path, f"scoring_strategy={config.get('scoring_strategy')!r} (a two-class log-softmax head)")
     if config.get("_bert_pool") or config.get("pooling_strategy") == "bert_pool":
@@ -117,7 +150,7 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
         _refuse(path, "an encoder-decoder mono model")
     lengths = _lengths(path, config)
     return {
-        "mode": "pointwise",
+        "mode": "set_encoder" if model_type == "set-encoder" else "pointwise",
         "pooling": pooling,
         # Lightning IR cuts the query and the document to their own lengths, then pairs them.
         **lengths,
@@ -126,18 +159,21 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
 
 
 def load_bi_encoder(path: Path, overrides: dict[str, Any]) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
-    """A Lightning IR ``lir-dpr`` / ``col`` / ``splade`` checkpoint as a rayir bi-encoder."""
+    """A Lightning IR ``lir-dpr`` / ``col`` / ``splade`` / ``mvr`` / ``unicoil`` checkpoint as a rayir bi-encoder."""
     config, state = read_json(path / "config.json"), load_state(path)
     settings = {**bi_encoder_settings(path, config, state), **overrides}
-    encoder = _backbone(path, config, state, masked_lm=settings["mode"] == "sparse")
+    masked_lm = settings["mode"] == "sparse" and settings.get("sparse_weighting", "mlm") == "mlm"
+    encoder = _backbone(path, config, state, masked_lm=masked_lm)
     model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
     if model.projection is not None:
-        model.projection.load_state_dict(_layer(state, "projection"))
+        # UniCOIL keeps its per-token weight layer as ``token_projection``.
+        layer = "token_projection" if settings.get("sparse_weighting") == "token" else "projection"
+        model.projection.load_state_dict(_layer(state, layer))
     return model.eval(), _tokenizer(path)
 
 
 def load_cross_encoder(path: Path, overrides: dict[str, Any]) -> tuple[CrossEncoderModel, PreTrainedTokenizerBase]:
-    """A Lightning IR ``mono`` checkpoint as a rayir pointwise cross-encoder."""
+    """A Lightning IR ``mono`` (``set-encoder``) checkpoint as a rayir pointwise (``set_encoder``) cross-encoder."""
     config, state = read_json(path / "config.json"), load_state(path)
     settings = {**cross_encoder_settings(path, config), **overrides}
     encoder = _backbone(path, config, state)
@@ -169,7 +205,7 @@ def _backbone(
     else:
         options = {"add_pooling_layer": False} if backbone_type == "bert" else {}
         encoder = AutoModel.from_config(backbone_config, **options)
-        state = {k: v for k, v in state.items() if not k.startswith(("projection.", "linear."))}
+        state = {k: v for k, v in state.items() if not k.startswith(("projection.", "token_projection.", "linear."))}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     tied = set(getattr(encoder, "_tied_weights_keys", None) or ())  # the MLM decoder shares the embeddings
     missing = [k for k in missing if "position_ids" not in k and k not in tied and not k.endswith("decoder.weight")]

@@ -13,7 +13,8 @@ Recognised layouts, checked in this order:
   as a ``sequence_classification`` cross-encoder; T5 checkpoints load as monoT5 (or RankT5 with
   ``mode="rank_t5"``).
 - **Lightning IR** (``config.json`` with ``backbone_model_type`` and a Lightning IR ``model_type``:
-  ``lir-dpr``, ``col``, ``splade``, ``mono``): see :mod:`rayir.models.lightning_ir`.
+  ``lir-dpr``, ``col``, ``splade``, ``mvr``, ``unicoil``, ``mono``, ``set-encoder``): see
+  :mod:`rayir.models.lightning_ir`.
 - **Adapter checkpoints** (an ``adapter/`` directory beside a rayir ``config.json``): the base
   model they name, with the LoRA adapter on its backbone (:mod:`rayir.models.adapters`).
 - A **rayir bi-encoder** loaded as a cross-encoder gives its backbone a fresh scoring head (start a
@@ -96,12 +97,13 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
         return _load_sentence_transformers(path, overrides)
     if "HF_ColBERT" in _architectures(path) or (path / "artifact.metadata").exists():
         return _load_colbert(path, overrides)
+    mlm = overrides.get("sparse_weighting", "mlm") == "mlm"
     if any(a.endswith("ForMaskedLM") for a in _architectures(path)) and overrides.get("mode", "sparse") == "sparse":
         settings = {"mode": "sparse", "pooling": None, **overrides}
-        return _wrap_bi_encoder(path, settings, AutoModelForMaskedLM)
+        return _wrap_bi_encoder(path, settings, AutoModelForMaskedLM if mlm else AutoModel)
     settings = dict(overrides)
-    loader = AutoModelForMaskedLM if settings.get("mode") == "sparse" else AutoModel
-    if settings.get("mode") == "multi_vector":
+    loader = AutoModelForMaskedLM if settings.get("mode") == "sparse" and mlm else AutoModel
+    if settings.get("mode") in ("multi_vector", "sparse"):
         settings.setdefault("pooling", None)
     return _wrap_bi_encoder(path, settings, loader)
 
@@ -111,9 +113,21 @@ def _wrap_bi_encoder(path: Path, settings: dict[str, Any], loader: type, backbon
     encoder = loader.from_pretrained(str(backbone_path))
     settings = {**_checkpoint_lengths(path, encoder.config, settings), **settings}
     config = BiEncoderConfig(encoder_config=encoder.config, **settings)
+    tokenizer = load_tokenizer(path)
+    add_viewer_tokens(encoder, tokenizer, config)
     model = BiEncoderModel(config, encoder=encoder)
     model.eval()
-    return model, load_tokenizer(path)
+    return model, tokenizer
+
+
+def add_viewer_tokens(encoder: Any, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
+    """An MVR model started from a plain backbone: its viewer tokens join the vocabulary as special
+    tokens, with new (randomly initialised) embedding rows."""
+    missing = [t for t in config.viewer_token_names() if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_tokens(missing, special_tokens=True)
+        encoder.resize_token_embeddings(len(tokenizer))
+        config.encoder_config = encoder.config
 
 
 def _checkpoint_lengths(path: Path, backbone_config: Any, settings: dict[str, Any]) -> dict[str, int]:
@@ -262,10 +276,14 @@ def load_cross_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[Cros
     elif _model_type(path) == BiEncoderConfig.model_type:
         # A fine-tuned rayir bi-encoder: its backbone (which has learnt the domain) with a fresh head.
         bi_encoder, tokenizer = load_bi_encoder(path)
-        if bi_encoder.config.mode == "sparse" or overrides.get("mode", "pointwise") not in ("pointwise", "listwise"):
+        if bi_encoder.config.mode == "sparse" or overrides.get("mode", "pointwise") not in (
+            "pointwise",
+            "listwise",
+            "set_encoder",
+        ):
             raise ValueError(
                 f"{path}: a cross-encoder can start from a dense or multi-vector bi-encoder's "
-                "backbone in pointwise or listwise mode only"
+                "backbone in pointwise, listwise or set_encoder mode only"
             )
         config = CrossEncoderConfig(encoder_config=bi_encoder.encoder.config, **overrides)
         model = CrossEncoderModel(config, encoder=bi_encoder.encoder)

@@ -87,6 +87,14 @@ def maxsim(
     raise ValueError(f"unknown query aggregation {query_aggregation!r}")
 
 
+def token_similarity(
+    queries: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor, similarity: str = "dot"
+) -> torch.Tensor:
+    """Aligned pairs' token similarities ``(N, Lq, Ld)``; ``-inf`` where a document token is masked."""
+    queries, docs = _prepare(queries, docs, similarity)
+    return (queries @ docs.transpose(1, 2)).masked_fill(~doc_mask.bool().unsqueeze(1), float("-inf"))
+
+
 def maxsim_matrix(
     queries: torch.Tensor,
     query_mask: torch.Tensor,
@@ -102,3 +110,59 @@ def maxsim_matrix(
     d = docs.repeat(nq, 1, 1)
     dm = doc_mask.repeat(nq, 1)
     return maxsim(q, qm, d, dm, similarity, query_aggregation).view(nq, nd)
+
+
+def token_weights_to_vocabulary(
+    weights: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor, vocab: int
+) -> torch.Tensor:
+    """UniCOIL vectors: each token's ``relu``-ed weight ``(B, L)`` at its vocabulary id ``(B, V)``;
+    a token that occurs more than once keeps its largest weight; tokens outside ``mask`` weigh 0."""
+    weights = torch.relu(weights) * mask.to(weights.dtype)
+    vectors = torch.zeros(weights.shape[0], vocab, dtype=weights.dtype, device=weights.device)
+    return vectors.scatter_reduce(1, input_ids, weights, reduce="amax", include_self=True)
+
+
+def xtr_scores(
+    query: torch.Tensor, query_mask: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor, similarity: str, k: int
+) -> torch.Tensor:
+    """XTR training scores of one query ``(Lq, D)`` against its documents ``(N, Ld, D)``.
+
+    In-batch token retrieval: of all (query token, document token) similarities over the ``N``
+    documents, only the query's ``k`` largest are kept (the others count 0); each query token takes
+    its best kept match per document, summed and divided by the number of query tokens whose best
+    kept match is positive (at least 1)."""
+    query, docs = _prepare(query, docs, similarity)
+    sims = torch.einsum("qd,nld->nql", query, docs)  # (N, Lq, Ld)
+    valid = query_mask.bool()[None, :, None] & doc_mask.bool()[:, None, :]
+    sims = sims.masked_fill(~valid, float("-inf"))
+    k = min(k, sims.numel())
+    threshold = torch.topk(sims.flatten(), k).values[-1]
+    kept = sims.masked_fill((sims < threshold) | ~valid, 0.0)  # masked tokens count 0 even when k exceeds them
+    best = kept.max(dim=-1).values  # (N, Lq)
+    found = (best > 0).sum(dim=-1).clamp(min=1).to(best.dtype)
+    return best.sum(dim=-1) / found
+
+
+def xtr_grouped(
+    queries: torch.Tensor,
+    query_mask: torch.Tensor,
+    docs: torch.Tensor,
+    doc_mask: torch.Tensor,
+    num_docs: list[int],
+    similarity: str,
+    k: int,
+) -> torch.Tensor:
+    """XTR scores of each query against its own ``num_docs[i]`` consecutive documents (flat)."""
+    parts, start = [], 0
+    for i, count in enumerate(num_docs):
+        stop = start + count
+        parts.append(xtr_scores(queries[i], query_mask[i], docs[start:stop], doc_mask[start:stop], similarity, k))
+        start = stop
+    return torch.cat(parts)
+
+
+def xtr_matrix(
+    queries: torch.Tensor, query_mask: torch.Tensor, docs: torch.Tensor, doc_mask: torch.Tensor, similarity: str, k: int
+) -> torch.Tensor:
+    """XTR scores ``(Nq, Nd)``: each query retrieves its top-``k`` tokens from all in-batch documents."""
+    return torch.stack([xtr_scores(q, m, docs, doc_mask, similarity, k) for q, m in zip(queries, query_mask)])

@@ -31,6 +31,7 @@ class BiEncoderTokenizer:
         self.truncated = {"query": 0, "doc": 0}
         self._query_marker_id = self._token_id(config.query_marker)
         self._doc_marker_id = self._token_id(config.doc_marker)
+        self._viewer_ids = [self._token_id(token) for token in config.viewer_token_names()]
         self._punctuation_ids = torch.tensor(
             sorted({i for c in string.punctuation for i in tokenizer.encode(c, add_special_tokens=False)}),
             dtype=torch.long,
@@ -43,7 +44,7 @@ class BiEncoderTokenizer:
             return None
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"marker token {token!r} is not in the tokenizer's vocabulary")
+            raise ValueError(f"marker or viewer token {token!r} is not in the tokenizer's vocabulary")
         return token_id
 
     def queries(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -54,9 +55,13 @@ class BiEncoderTokenizer:
         batch.pop("special_tokens_mask", None)
         if cfg.query_expansion:
             batch = self._expand(batch, cfg.query_max_length)
+        if self._viewer_ids:  # MVR: a query is its first-token vector
+            batch["scoring_mask"] = _first_only(batch["scoring_mask"])
         return batch
 
     def docs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        if self._viewer_ids:
+            return self._docs_with_viewers(texts)
         batch = self._encode(texts, self.config.doc_max_length, self._doc_marker_id, "doc")
         batch.pop("special_tokens_mask", None)
         if self.config.mask_punctuation:
@@ -67,9 +72,31 @@ class BiEncoderTokenizer:
     def doc_lengths(self, texts: Sequence[str]) -> list[int]:
         """Token counts of ``texts`` as :meth:`docs` cuts them (marker included), without padding
         and without counting truncation: for sorting texts into batches."""
-        marker = 1 if self._doc_marker_id is not None else 0
+        marker = (1 if self._doc_marker_id is not None else 0) + len(self._viewer_ids)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.config.doc_max_length - marker)
         return [len(ids) + marker for ids in encoded["input_ids"]]
+
+    def _docs_with_viewers(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """MVR documents: ``[CLS] [VIE0] ... [VIEn-1] text [SEP]`` within ``doc_max_length``; only
+        the viewer tokens' vectors represent the document."""
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.config.doc_max_length - len(self._viewer_ids),
+            padding=True,
+            return_tensors="pt",
+        )
+        self.truncated["doc"] += count_truncated(enc)
+        ids, attention = enc["input_ids"], enc["attention_mask"]
+        viewers = torch.tensor(self._viewer_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
+        input_ids = torch.cat([ids[:, :1], viewers, ids[:, 1:]], dim=1)
+        attention_mask = torch.cat([attention[:, :1], torch.ones_like(viewers), attention[:, 1:]], dim=1)
+        scoring_mask = torch.zeros_like(attention_mask, dtype=torch.bool)
+        scoring_mask[:, 1 : 1 + len(self._viewer_ids)] = True
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "scoring_mask": scoring_mask}
+        if "token_type_ids" in enc:
+            batch["token_type_ids"] = torch.zeros_like(input_ids)
+        return batch
 
     def _encode(
         self, texts: Sequence[str], max_length: int, marker_id: int | None, side: str
@@ -109,6 +136,12 @@ class BiEncoderTokenizer:
         if "token_type_ids" in batch:
             out["token_type_ids"] = torch.zeros_like(ids)
         return out
+
+
+def _first_only(mask: torch.Tensor) -> torch.Tensor:
+    first = torch.zeros_like(mask, dtype=torch.bool)
+    first[:, 0] = True
+    return first
 
 
 def count_truncated(encoding: Any) -> int:

@@ -114,7 +114,7 @@ class PairScorer:
         )
         self.kind = kind
         self.batch_size = batch_size
-        self.listwise = kind == "cross" and self.module.config.mode == "listwise"
+        self.listwise = kind == "cross" and self.module.config.scores_lists
 
     def _truncated(self) -> int:
         """Texts (bi-encoder) or pairs (cross-encoder) cut at the model's length limits so far."""
@@ -393,4 +393,10 @@ def _model_config(model: str | Path) -> dict[str, Any]:
 
 
 def _is_listwise(model: str | Path, overrides: dict[str, Any]) -> bool:
-    return overrides.get("mode", _model_config(model).get("mode")) == "listwise"
+    """Whether the cross-encoder scores a query's candidates together (listwise, Set-Encoder)."""
+    from ..checkpoints import lightning_ir_type
+
+    config = _model_config(model)
+    if "mode" not in overrides and lightning_ir_type(config) == "set-encoder":
+        return True
+    return overrides.get("mode", config.get("mode")) in ("listwise", "set_encoder")

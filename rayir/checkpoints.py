@@ -135,10 +135,10 @@ FRESH_HEAD_WARNING = (
 )
 
 
-LIGHTNING_IR_BI_ENCODERS = ("lir-dpr", "col", "splade", "mvr", "unicoil")
+LIGHTNING_IR_BI_ENCODERS = ("lir-dpr", "col", "splade", "mvr", "unicoil", "coil")
 LIGHTNING_IR_CROSS_ENCODERS = ("mono", "set-encoder")
 # Lightning IR (rayir.models.lightning_ir) types rayir knows of but cannot load (yet): refused with their name.
-LIGHTNING_IR_UNSUPPORTED = ("coil", "bi-encoder", "cross-encoder")
+LIGHTNING_IR_UNSUPPORTED = ("bi-encoder", "cross-encoder")
 
 
 def lightning_ir_type(config: dict) -> str | None:
@@ -161,7 +161,7 @@ def lightning_ir_kind(config: dict) -> str | None:
     return "bi"
 
 
-BI_ENCODER_MODES = ("dense", "multi_vector", "sparse")
+BI_ENCODER_MODES = ("dense", "multi_vector", "sparse", "coil")
 CROSS_ENCODER_MODES = ("sequence_classification", "pointwise", "mono_t5", "rank_t5", "listwise", "set_encoder")
 
 

@@ -54,13 +54,16 @@ def _normalise_inputs(queries: str | Sequence[str], docs: Sequence[str] | Sequen
 
 
 def _concat(parts: list[Embeddings]) -> Embeddings:
-    """Concatenate embedding batches, right-padding multi-vector token dimensions."""
+    """Concatenate embedding batches, right-padding multi-vector (and COIL) token dimensions."""
     if parts[0].mask is None:
         return Embeddings(torch.cat([p.vectors for p in parts]))
     length = max(p.vectors.shape[1] for p in parts)
     vectors = [torch.nn.functional.pad(p.vectors, (0, 0, 0, length - p.vectors.shape[1])) for p in parts]
     masks = [torch.nn.functional.pad(p.mask, (0, length - p.mask.shape[1])) for p in parts]
-    return Embeddings(torch.cat(vectors), torch.cat(masks))
+    if parts[0].token_ids is None:
+        return Embeddings(torch.cat(vectors), torch.cat(masks))
+    ids = [torch.nn.functional.pad(p.token_ids, (0, length - p.token_ids.shape[1])) for p in parts]
+    return Embeddings(torch.cat(vectors), torch.cat(masks), torch.cat(ids), torch.cat([p.first for p in parts]))
 
 
 # The learning rate's factor after warm-up, as a function of the share of the remaining steps done.

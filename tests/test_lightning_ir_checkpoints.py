@@ -19,7 +19,7 @@ from rayir.checkpoints import model_kind
 from rayir.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lightning_ir"
-BI_ENCODERS = ["dpr", "dpr-mean-cosine", "col", "splade", "mvr", "unicoil"]
+BI_ENCODERS = ["dpr", "dpr-mean-cosine", "col", "splade", "mvr", "unicoil", "coil"]
 CROSS_ENCODERS = ["mono", "mono-mean-bias", "set-encoder"]
 
 
@@ -79,8 +79,8 @@ def test_unsupported_lightning_ir_settings_are_refused_by_name(tmp_path):
     (target / "config.json").write_text(json.dumps({**config, "model_type": "set-encoder", "add_extra_token": True}))
     with pytest.raises(ConfigError, match="add_extra_token"):
         CrossEncoderModule(target)
-    (target / "config.json").write_text(json.dumps({**config, "model_type": "coil"}))
-    with pytest.raises(ConfigError, match="'coil'"):
+    (target / "config.json").write_text(json.dumps({**config, "model_type": "bi-encoder"}))
+    with pytest.raises(ConfigError, match="'bi-encoder'"):
         BiEncoderModule(target)
 
 

@@ -1,5 +1,6 @@
 """The model families beyond the plain modes: MVR (viewer tokens), XTR (in-batch token retrieval
-in training), UniCOIL (one weight per token) and the Set-Encoder (candidates attend to each other
+in training), UniCOIL (one weight per token), COIL (token vectors matched by vocabulary id) and
+the Set-Encoder (candidates attend to each other
 inside the backbone). Each is checked against a direct formula, trains a few steps, round-trips
 through ``save_pretrained`` and indexes + searches (bi-encoders) or re-ranks (cross-encoders)
 through the jobs. Lightning IR's own checkpoints of these families are compared with its recorded
@@ -92,6 +93,41 @@ def test_contrastive_local_loss_is_cross_entropy_towards_the_best_view():
     second = -(2.0 / 0.5) + torch.logsumexp(torch.tensor([2.0, 0.1]) / 0.5, 0)
     expected = (first + second) / 2
     assert ContrastiveLocalLoss(temperature=0.5)(inputs).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def coil_by_hand(query, doc):
+    """COIL's score written out: first tokens' dot product, plus per query token the best dot
+    product with a same-id document token, floored at 0."""
+    total = float(query.first[0] @ doc.first[0])
+    for q, q_id, q_on in zip(query.vectors[0], query.token_ids[0], query.mask[0]):
+        if not q_on:
+            continue
+        same = [
+            float(q @ d)
+            for d, d_id, d_on in zip(doc.vectors[0], doc.token_ids[0], doc.mask[0])
+            if d_on and d_id == q_id
+        ]
+        total += max(same + [0.0])
+    return total
+
+
+def test_coil_scores_match_only_same_token_vectors(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir, mode="coil", embedding_dim=8, cls_embedding_dim=16)
+    torch.nn.init.normal_(module.model.projection.weight, std=0.5)
+    queries, docs = module.encode_queries([QUERY]), module.encode_docs(DOCS)
+    assert docs.first.shape == (3, 16) and docs.vectors.shape[-1] == 8
+    scores = module.score(QUERY, DOCS).scores
+    expected = [coil_by_hand(queries, docs.select(slice(i, i + 1))) for i in range(3)]
+    assert scores.tolist() == pytest.approx(expected, rel=1e-6)  # scores in the hundreds: float32 rounding
+    # "coffee ..." shares only [SEP] with the query (which counts, as in Lightning IR); the others more
+    lexical = scores - (queries.first @ docs.first.T)[0]
+    sep = module.tokenizer.tokenizer.sep_token_id
+    q_sep = queries.vectors[0][queries.token_ids[0] == sep][0]
+    d_sep = docs.vectors[1][(docs.token_ids[1] == sep) & docs.mask[1]][0]
+    assert lexical[1].item() == pytest.approx(max(float(q_sep @ d_sep), 0.0), abs=1e-4)
+    assert lexical[0].item() > lexical[1].item() and lexical[2].item() > lexical[1].item()
+    matrix = module.model.score_matrix(queries, docs)
+    assert torch.allclose(matrix[0], scores, atol=1e-5)
 
 
 def test_set_encoder_candidates_see_each_other_and_a_lone_pair_scores_as_pointwise(tiny_bert_dir):
@@ -192,6 +228,28 @@ def test_unicoil_trains_and_searches_the_sparse_index(tiny_bert_dir, sample_coll
     again = trained(module, [InBatchCrossEntropy()], judged(sample_collection, num_negatives=0), tmp_path, "unicoil")
     assert again.config.sparse_weighting == "token" and "MaskedLM" not in type(again.model.encoder).__name__
     search_matches_brute_force(again, tmp_path / "unicoil", sample_collection, tmp_path)
+
+
+def test_coil_trains_and_searches_its_token_lists_exactly_at_any_shard_count(
+    tiny_bert_dir, sample_collection, tmp_path
+):
+    from rayir.cli import search
+    from rayir.data import read_run
+
+    module = BiEncoderModule(tiny_bert_dir, mode="coil", embedding_dim=8, cls_embedding_dim=16)
+    again = trained(module, [InBatchCrossEntropy()], judged(sample_collection, num_negatives=0), tmp_path, "coil")
+    assert (again.config.mode, again.config.cls_embedding_dim) == ("coil", 16)
+    search_matches_brute_force(again, tmp_path / "coil", sample_collection, tmp_path)
+    from rayir.index import build_index
+
+    build_index(tmp_path / "index" / "embeddings", tmp_path / "three", num_shards=3, in_process=True)
+    search(
+        str(tmp_path / "three"), str(sample_collection), str(tmp_path / "three.run"), k=5, split="test", in_process=True
+    )
+    three, one = read_run(tmp_path / "three.run"), read_run(tmp_path / "run")
+    assert {q: list(ranked) for q, ranked in three.items()} == {q: list(ranked) for q, ranked in one.items()}
+    for query_id, ranked in one.items():  # equal up to float32 rounding of differently sized products
+        assert three[query_id] == pytest.approx(ranked, rel=1e-6)
 
 
 def test_set_encoder_trains_on_lists_and_re_ranks_them_together(tiny_bert_dir, sample_collection, tmp_path):

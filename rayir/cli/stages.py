@@ -123,7 +123,7 @@ def index(
         output: Directory for ``embeddings/`` (encoding) and ``index/`` (index shards).
         model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``); required.
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
-            ``HNSW32``, ``IVF256,PQ16``); sparse models always use the exact inverted index.
+            ``HNSW32``, ``IVF256,PQ16``); sparse and COIL models always use the exact inverted index.
         num_shards: Index shards (one Ray task each to build, one actor each to serve): the documents
             are split by rows, so any number up to the number of documents works.
         encoding: Ray Data encoding options.
@@ -154,7 +154,7 @@ def index(
         out / "embeddings",
         out / "index",
         num_shards=num_shards,
-        factory="inverted" if encoded.manifest["mode"] == "sparse" else factory,
+        factory="inverted" if encoded.manifest["mode"] in ("sparse", "coil") else factory,
         overwrite=True,
         in_process=in_process,
     )

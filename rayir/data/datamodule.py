@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import lightning
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .samples import RankSample
 
@@ -74,12 +74,16 @@ class RankDataModule(lightning.LightningDataModule):
     def setup(self, stage: str) -> None:
         if self.train_dataset is None:
             self.train_dataset = self._build_train()
-            if len(self.train_dataset) == 0:
+            if not isinstance(self.train_dataset, IterableDataset) and len(self.train_dataset) == 0:
                 raise ValueError("the training data produced no samples")
         if self._build_val is not None and self.val_dataset is None:
             self.val_dataset = self._build_val()
 
     def train_dataloader(self) -> DataLoader:
+        if isinstance(self.train_dataset, IterableDataset):
+            # Streamed tuples keep their order; a job resumed mid-epoch passes over what it trained on.
+            self.train_dataset.skip = self._batches_done_this_epoch() * self.batch_size
+            return DataLoader(self.train_dataset, batch_size=self.batch_size, collate_fn=collate_rank_samples)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             self.train_dataset,
@@ -89,6 +93,13 @@ class RankDataModule(lightning.LightningDataModule):
             collate_fn=collate_rank_samples,
             drop_last=False,
         )
+
+    def _batches_done_this_epoch(self) -> int:
+        """Training batches of the current epoch already done (non-zero when resuming mid-epoch)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:

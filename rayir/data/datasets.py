@@ -3,12 +3,14 @@
 ``DocDataset`` and ``QueryDataset`` stream (iterable). ``TupleDataset`` and ``RunDataset`` hold
 one :class:`RankSample` per query but only the texts of documents they actually reference: a
 :class:`DocStore` is filled by one streaming pass over the corpus that keeps the needed ids.
+``StreamedTupleDataset`` streams training tuples (an ``ir_datasets`` id's document pairs, e.g.
+``msmarco-passage/train/triples-small``) without holding them: memory does not grow with their number.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -230,6 +232,100 @@ class TupleDataset(Dataset):
 
     def __getitem__(self, index: int) -> RankSample:
         return self.samples[index]
+
+
+class StreamedTupleDataset(IterableDataset):
+    """Training tuples streamed from an ``ir_datasets`` id's document pairs (``irds:<id>``) or a
+    ``query_id<TAB>positive_id<TAB>negative_id…`` file, in their order, never held in memory.
+
+    Each training worker (``torch.distributed`` rank, and DataLoader worker) takes every
+    ``world``-th tuple, and only whole rounds: every worker yields the same number of samples, so no
+    worker waits for a peer that ran out. Query texts come from ``queries`` (read once); document
+    texts from ``ir_datasets``' own document store where the corpus has one (random access, nothing
+    held), else from a :class:`DocStore` of the documents the tuples name (one pass over the tuples'
+    ids first). ``skip`` samples of this worker are passed over (a job resumed mid-epoch).
+    """
+
+    def __init__(
+        self,
+        pairs: str | Path,
+        queries: str | Path | Mapping[str, str],
+        corpus: str | Path | Mapping[str, str],
+        split: str | None = None,
+    ) -> None:
+        self.pairs, self.queries, self.corpus, self.split = pairs, queries, corpus, split
+        self.skip = 0
+        if next(self._rows(), None) is None:
+            raise ValueError(f"{pairs}: no training tuples")
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        """``(line or pair number, [query id, doc ids…])``, read lazily."""
+        if isinstance(self.pairs, str) and self.pairs.startswith("irds:"):
+            from .irds import irds_docpairs
+
+            for index, pair in enumerate(irds_docpairs(self.pairs), start=1):
+                yield index, list(pair)
+            return
+        path = Path(self.pairs)
+        for line_no, line in numbered_lines(path):
+            fields = line.rstrip("\r\n").split("\t")
+            if fields == [""]:
+                continue
+            if len(fields) < 3 or any(not f.strip() for f in fields):
+                raise DataFormatError(path, line_no, "expected query_id<TAB>positive_id<TAB>negative_id[<TAB>…]")
+            yield line_no, fields
+
+    def _lookups(self) -> tuple[Mapping[str, str], Callable[[str], str | None]]:
+        queries = self.queries
+        if not isinstance(queries, Mapping):
+            queries = {q.query_id: q.text for q in read_queries(queries, split=self.split)}
+        corpus = self.corpus
+        if isinstance(corpus, Mapping):
+            return queries, corpus.get
+        if isinstance(corpus, str) and corpus.startswith("irds:"):
+            from .irds import irds_doc_lookup
+
+            lookup = irds_doc_lookup(corpus)
+            if lookup is not None:
+                return queries, lookup
+        needed = {doc_id for _, row in self._rows() for doc_id in row[1:]}
+        return queries, DocStore.from_source(corpus, needed).get
+
+    def __iter__(self) -> Iterator[RankSample]:
+        import torch.distributed as dist
+        from torch.utils.data import get_worker_info
+
+        rank, world = (
+            (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        )
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        share, shares = rank * workers + worker, world * workers
+        queries, doc_text = self._lookups()
+        round_rows: list[tuple[int, list[str]]] = []
+        passed = 0
+        for numbered in self._rows():
+            round_rows.append(numbered)
+            if len(round_rows) < shares:
+                continue
+            where, row = round_rows[share]
+            round_rows = []
+            if passed < self.skip:
+                passed += 1
+                continue
+            yield self._sample(where, row, queries, doc_text)
+
+    def _sample(
+        self, where: int, row: list[str], queries: Mapping[str, str], doc_text: Callable[[str], str | None]
+    ) -> RankSample:
+        query_id, doc_ids = row[0], row[1:]
+        if query_id not in queries:
+            raise UnknownIdError(f"{self.pairs} (tuple {where}): query id {query_id!r} has no text in {self.queries}")
+        texts = [doc_text(d) for d in doc_ids]
+        if None in texts:
+            missing = doc_ids[texts.index(None)]
+            raise UnknownIdError(f"{self.pairs} (tuple {where}): document id {missing!r} is not in {self.corpus}")
+        return RankSample(query_id, queries[query_id], list(doc_ids), texts, [1.0] + [0.0] * (len(doc_ids) - 1))
 
 
 class QrelsDataset(Dataset):

@@ -6,7 +6,7 @@ downloaded fails with one clear error instead of a stack of download retries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import UserError
@@ -104,3 +104,25 @@ def irds_docpairs(dataset_id: str) -> Iterator[tuple[str, str, str]]:
         raise DatasetUnavailableError(f"ir_datasets {dataset_id!r} has no docpairs (training pairs)")
     for pair in _guarded(dataset_id, "docpairs", lambda: iter(dataset.docpairs_iter())):
         yield str(pair.query_id), str(pair.doc_id_a), str(pair.doc_id_b)
+
+
+def irds_doc_lookup(dataset_id: str) -> Callable[[str], str | None] | None:
+    """Random access to the dataset's document texts through ``ir_datasets``' own document store
+    (kept in ``IR_DATASETS_HOME``), or ``None`` where there is none to use: a collection registered
+    from local files (its store would be written beside the user's files) or one without a store."""
+    from .registry import is_registered_locally
+
+    if is_registered_locally(dataset_id):
+        return None
+    dataset = load_irds(dataset_id)
+    if not dataset.has_docs() or not hasattr(dataset, "docs_store"):
+        return None
+    store = dataset.docs_store()
+
+    def text(doc_id: str) -> str | None:
+        try:
+            return _text_of(store.get(doc_id))
+        except KeyError:
+            return None
+
+    return text

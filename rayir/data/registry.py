@@ -58,6 +58,11 @@ def register_dataset(name: str, **files: str | Path | None) -> str:
     return f"irds:{name}"
 
 
+def is_registered_locally(name: str) -> bool:
+    """Whether ``name`` is a local collection recorded by :func:`register_dataset`."""
+    return name.removeprefix("irds:") in _read(registry_path())
+
+
 def ensure_registered(name: str) -> bool:
     """Register ``name`` with ``ir_datasets`` in this process from the registry file; ``False`` if
     the file does not list it (then it is ``ir_datasets``' own id or unknown)."""

@@ -6,9 +6,12 @@ multi_vector  ``doc_id`` string, ``num_tokens`` int32, ``token_embeddings`` list
               (``num_tokens * dim`` values, token-major: token 0's vector first)
 sparse        ``doc_id`` string, ``terms`` list<int32> (vocabulary ids, ascending),
               ``weights`` list<float32> (same length, all > 0)
+coil          ``doc_id`` string, ``first`` list<float32> (the first token's vector),
+              ``num_tokens`` int32, ``token_ids`` list<int32> (``num_tokens`` vocabulary ids),
+              ``token_embeddings`` list<float32> (``num_tokens * dim`` values, token-major)
 ============  ===========================================================================
 
-Multi-vector shards keep only the tokens that take part in scoring (padding and, when configured,
+Multi-vector and COIL shards keep only the tokens that take part in scoring (padding and, when configured,
 punctuation are dropped). A shard's schema metadata ``rayir.truncated`` counts its documents cut at
 ``doc_max_length`` (absent: none).
 """
@@ -31,6 +34,15 @@ SCHEMAS = {
     ),
     "sparse": pa.schema(
         [("doc_id", pa.string()), ("terms", pa.list_(pa.int32())), ("weights", pa.list_(pa.float32()))]
+    ),
+    "coil": pa.schema(
+        [
+            ("doc_id", pa.string()),
+            ("first", pa.list_(pa.float32())),
+            ("num_tokens", pa.int32()),
+            ("token_ids", pa.list_(pa.int32())),
+            ("token_embeddings", pa.list_(pa.float32())),
+        ]
     ),
 }
 
@@ -84,7 +96,33 @@ def embeddings_to_table(mode: str, doc_ids: Sequence[str], embeddings: Embedding
             ],
             schema=SCHEMAS["sparse"],
         )
+    if mode == "coil":
+        mask = embeddings.mask.to("cpu").bool()
+        counts = mask.sum(dim=1).numpy().astype(np.int32)
+        first = embeddings.first.detach().to("cpu", torch.float32)
+        token_ids = embeddings.token_ids.to("cpu")[mask].numpy().astype(np.int32)
+        return pa.Table.from_arrays(
+            [
+                ids,
+                _list_array(first.numpy().reshape(-1), np.full(len(doc_ids), first.shape[1]), pa.float32()),
+                pa.array(counts, pa.int32()),
+                _list_array(token_ids, counts, pa.int32()),
+                _list_array(vectors[mask].numpy().reshape(-1), counts * vectors.shape[2], pa.float32()),
+            ],
+            schema=SCHEMAS["coil"],
+        )
     raise ValueError(f"unknown mode {mode!r}")
+
+
+def coil_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A COIL shard's first-token matrix ``(rows, C)``, per-doc token counts, every token's vocabulary
+    id ``(total,)`` and vector ``(total, dim)``."""
+    first = table.column("first").combine_chunks()
+    flat_first = first.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    first_matrix = flat_first.reshape(len(first), -1) if len(first) else np.zeros((0, 0), np.float32)
+    token_ids = table.column("token_ids").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    tokens, counts = token_matrix(table)
+    return first_matrix, counts, token_ids.astype(np.int32, copy=False), tokens
 
 
 def dense_matrix(table: pa.Table) -> np.ndarray:

@@ -148,4 +148,10 @@ class NeuralQueryEncoder:
         with self.precision_context():
             embeddings = self.module.encode_queries(texts)
         mask = embeddings.mask.cpu().numpy() if embeddings.mask is not None else None
-        return QueryBatch.from_dense(embeddings.vectors.detach().float().cpu().numpy(), self.mode, mask)
+        vectors = embeddings.vectors.detach().float().cpu().numpy()
+        if self.mode == "coil":
+            first = embeddings.first.detach().float().cpu().numpy()
+            return QueryBatch(
+                vectors=vectors, mask=mask.astype(bool), token_ids=embeddings.token_ids.cpu().numpy(), first=first
+            )
+        return QueryBatch.from_dense(vectors, self.mode, mask)

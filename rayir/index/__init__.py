@@ -1,4 +1,4 @@
-"""Index backends (Faiss dense, exact sparse inverted, multi-vector) and the sharded index builder.
+"""Index backends (Faiss dense, exact sparse inverted, multi-vector, COIL) and the sharded index builder.
 
 Modules by concern: ``queries`` (what a shard searches), ``hits`` (what it answers, and the
 merge), ``files`` (the shard files all backends share), ``faiss_utils``, ``manifest`` (the index
@@ -18,6 +18,7 @@ BACKENDS = {
     "dense": (".dense", "DenseShard"),
     "sparse": (".sparse", "SparseShard"),
     "multi_vector": (".multivector", "MultiVectorShard"),
+    "coil": (".coil", "CoilShard"),
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..encode.formats import dense_matrix, sparse_rows, token_matrix
+from ..encode.formats import coil_arrays, dense_matrix, sparse_rows, token_matrix
 from ..encode.manifest import read_manifest
 from ..errors import ConfigError, IntegrityError
 from ..execution import executor
@@ -120,6 +120,10 @@ def _build_backend(
 
         indptr, terms, weights = sparse_rows(table)
         return build_sparse_shard(indptr, terms, weights, doc_ids, ordinals, directory, manifest["dim"])
+    if mode == "coil":
+        from .coil import build_coil_shard
+
+        return build_coil_shard(*coil_arrays(table), doc_ids, ordinals, directory)
     from .multivector import build_multivector_shard
 
     tokens, counts = token_matrix(table)
@@ -157,14 +161,18 @@ def build_index(
 
     ``factory`` is a Faiss index factory string for dense and multi-vector embeddings (``Flat``,
     ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...); sparse embeddings always get the exact
-    inverted index and take ``factory="inverted"``. ``in_process=True`` builds the shards one after
+    inverted index and take ``factory="inverted"``, as do COIL embeddings (exact per-term lists of
+    token vectors). ``in_process=True`` builds the shards one after
     another in this process, without Ray (small indexes).
     """
     embeddings_dir, index_dir = Path(embeddings_dir), Path(index_dir)
     manifest = read_manifest(embeddings_dir)
-    if manifest["mode"] == "sparse" and factory not in ("inverted", "Flat"):
-        raise ValueError(f"sparse embeddings use the exact inverted index; factory={factory!r} does not apply")
-    if manifest["mode"] == "sparse":
+    inverted = manifest["mode"] in ("sparse", "coil")
+    if inverted and factory not in ("inverted", "Flat"):
+        raise ValueError(
+            f"{manifest['mode']} embeddings use the exact inverted index; factory={factory!r} does not apply"
+        )
+    if inverted:
         factory = "inverted"
     else:
         from .faiss_utils import check_factory

@@ -12,7 +12,8 @@ class QueryBatch:
     """Query representations in the form a backend searches.
 
     ``dense``: ``vectors`` ``(B, D)``; ``multi_vector``: ``vectors`` ``(B, L, D)`` + ``mask``;
-    ``sparse``: CSR ``indptr``/``terms``/``weights`` over the vocabulary.
+    ``sparse``: CSR ``indptr``/``terms``/``weights`` over the vocabulary; ``coil``: ``vectors``
+    ``(B, L, D)`` + ``mask`` + ``token_ids`` ``(B, L)`` and ``first`` ``(B, C)``.
     """
 
     vectors: np.ndarray | None = None
@@ -20,6 +21,8 @@ class QueryBatch:
     indptr: np.ndarray | None = None
     terms: np.ndarray | None = None
     weights: np.ndarray | None = None
+    token_ids: np.ndarray | None = None
+    first: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.vectors) if self.vectors is not None else len(self.indptr) - 1
@@ -47,8 +50,16 @@ class QueryBatch:
     def rows(self, start: int, stop: int) -> QueryBatch:
         """Queries ``start:stop`` as their own batch."""
         if self.vectors is not None:
-            mask = self.mask[start:stop] if self.mask is not None else None
-            return QueryBatch(vectors=self.vectors[start:stop], mask=mask)
+
+            def part(array: np.ndarray | None) -> np.ndarray | None:
+                return None if array is None else array[start:stop]
+
+            return QueryBatch(
+                vectors=self.vectors[start:stop],
+                mask=part(self.mask),
+                token_ids=part(self.token_ids),
+                first=part(self.first),
+            )
         lo, hi = int(self.indptr[start]), int(self.indptr[min(stop, len(self))])
         return QueryBatch(
             indptr=self.indptr[start : stop + 1] - lo, terms=self.terms[lo:hi], weights=self.weights[lo:hi]

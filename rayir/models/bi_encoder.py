@@ -17,20 +17,28 @@ class Embeddings:
     """Representations of a batch of texts.
 
     ``vectors`` is ``(B, D)`` for dense, ``(B, L, D)`` for multi-vector (with ``mask`` ``(B, L)``
-    marking the token vectors that take part in scoring) and ``(B, V)`` for sparse.
+    marking the token vectors that take part in scoring) and ``(B, V)`` for sparse. COIL adds
+    ``token_ids`` ``(B, L)`` (each token vector's vocabulary id) and ``first`` ``(B, C)`` (the
+    first token's vector; ``vectors`` then hold the later tokens).
     """
 
     vectors: torch.Tensor
     mask: torch.Tensor | None = None
+    token_ids: torch.Tensor | None = None
+    first: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
     def float(self) -> Embeddings:
-        return Embeddings(self.vectors.float(), self.mask)
+        first = None if self.first is None else self.first.float()
+        return Embeddings(self.vectors.float(), self.mask, self.token_ids, first)
 
     def select(self, index: torch.Tensor | slice) -> Embeddings:
-        return Embeddings(self.vectors[index], None if self.mask is None else self.mask[index])
+        def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor[index]
+
+        return Embeddings(self.vectors[index], pick(self.mask), pick(self.token_ids), pick(self.first))
 
 
 def build_backbone(config: BiEncoderConfig) -> torch.nn.Module:
@@ -59,10 +67,15 @@ class BiEncoderModel(PreTrainedModel):
         # UniCOIL's projection gives each token one weight; the others project to embedding_dim.
         out = 1 if config.sparse_weighting == "token" else config.embedding_dim
         self.projection = torch.nn.Linear(hidden, out, bias=config.projection_bias) if out is not None else None
+        self.cls_projection = (
+            torch.nn.Linear(hidden, config.cls_embedding_dim, bias=config.projection_bias)
+            if config.cls_embedding_dim is not None
+            else None
+        )
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
-        if module is self.projection:
+        if module is self.projection or module is self.cls_projection:
             # Seeded: the same backbone + settings always yields the same fresh head.
             torch.nn.init.normal_(module.weight, std=0.02, generator=torch.Generator().manual_seed(0))
             if module.bias is not None:
@@ -101,6 +114,11 @@ class BiEncoderModel(PreTrainedModel):
             logits = self.encoder(**self._backbone_inputs(batch)).logits
             return Embeddings(scoring.splade_activation(logits, scoring_mask, cfg.sparse_pooling))
         tokens = self._token_embeddings(batch)
+        if cfg.mode == "coil":
+            ids = batch["input_ids"].to(self.device)
+            return Embeddings(
+                self._project(tokens[:, 1:]), scoring_mask[:, 1:].bool(), ids[:, 1:], self.cls_projection(tokens[:, 0])
+            )
         if cfg.mode == "dense":
             # Pool first, then project (the sentence-transformers Dense order; it matters for max).
             vectors = self._project(scoring.pool(tokens, attention, cfg.pooling))
@@ -152,6 +170,8 @@ class BiEncoderModel(PreTrainedModel):
     def score_pairs(self, queries: Embeddings, docs: Embeddings) -> torch.Tensor:
         """Scores of aligned (query i, doc i) pairs."""
         cfg = self.config
+        if cfg.mode == "coil":
+            return scoring.coil(queries, docs)
         if cfg.mode == "multi_vector":
             return scoring.maxsim(
                 queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.query_aggregation
@@ -166,6 +186,10 @@ class BiEncoderModel(PreTrainedModel):
             return scoring.xtr_matrix(
                 queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.xtr_k_train
             )
+        if cfg.mode == "coil":
+            rows = torch.arange(len(queries), device=queries.vectors.device).repeat_interleave(len(docs))
+            cols = torch.arange(len(docs), device=docs.vectors.device).repeat(len(queries))
+            return scoring.coil(queries.select(rows), docs.select(cols)).view(len(queries), len(docs))
         if cfg.mode == "multi_vector":
             return scoring.maxsim_matrix(
                 queries.vectors, queries.mask, docs.vectors, docs.mask, cfg.similarity, cfg.query_aggregation

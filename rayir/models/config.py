@@ -101,6 +101,11 @@ class BiEncoderConfig(_RayirConfig):
       ``sparse_weighting="token"`` is UniCOIL instead: a linear layer gives each input token one
       weight, ``relu``-ed, placed at its vocabulary id (the largest where a token repeats); no MLM
       head, no expansion.
+    - ``coil``: COIL, exact lexical match with contextual vectors. A text is its first token's
+      vector (projected to ``cls_embedding_dim``) plus one ``embedding_dim`` vector per later token,
+      kept with its vocabulary id. The score is the first-token dot product plus, for every query
+      token, its best dot product with a document token *of the same id*, floored at 0 (no match
+      adds nothing; Lightning IR's rule). Dot similarity, no normalisation.
 
     Model families built on these modes:
 
@@ -115,7 +120,7 @@ class BiEncoderConfig(_RayirConfig):
 
     model_type: ClassVar[str] = "rayir-bi-encoder"
 
-    mode: Literal["dense", "multi_vector", "sparse"] = "dense"
+    mode: Literal["dense", "multi_vector", "sparse", "coil"] = "dense"
     query_max_length: int = 32
     doc_max_length: int = 512
     pooling: Literal["first", "mean", "max", "sum"] | None = "mean"
@@ -135,6 +140,8 @@ class BiEncoderConfig(_RayirConfig):
     sparse_pooling: Literal["max", "sum"] = "max"
     sparse_weighting: Literal["mlm", "token"] = "mlm"
     query_inference_free: bool = False
+    # COIL
+    cls_embedding_dim: int | None = None
     # model families
     viewer_tokens: int | None = None
     xtr_k_train: int | None = None
@@ -168,6 +175,16 @@ class BiEncoderConfig(_RayirConfig):
                 raise ValueError("BiEncoderConfig: viewer_tokens (MVR) does not combine with expansion/markers/masking")
             if self.viewer_tokens + 2 > self.doc_max_length:
                 raise ValueError("BiEncoderConfig: doc_max_length leaves no room for the viewer tokens")
+        if (self.mode == "coil") != (self.cls_embedding_dim is not None):
+            raise ValueError(
+                "BiEncoderConfig: cls_embedding_dim is COIL's first-token size: set it with mode='coil' only"
+            )
+        if self.mode == "coil" and (
+            self.embedding_dim is None or self.cls_embedding_dim < 1 or self.normalize or self.similarity != "dot"
+        ):
+            raise ValueError(
+                "BiEncoderConfig: mode='coil' needs embedding_dim and cls_embedding_dim, dot similarity, no normalize"
+            )
         if self.xtr_k_train is not None and (self.mode != "multi_vector" or self.xtr_k_train < 1):
             raise ValueError("BiEncoderConfig: xtr_k_train (XTR) needs mode='multi_vector' and k >= 1")
 

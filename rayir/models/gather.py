@@ -41,13 +41,22 @@ def gather_embeddings(embeddings: Embeddings) -> tuple[Embeddings, int]:
     length = max(int(h[1]) for h in headers) if mask is not None else None
     parts = torch.distributed.nn.functional.all_gather(_pad_rows(vectors, max(rows), length))
     gathered = torch.cat([part[:n] for part, n in zip(parts, rows)])
-    gathered_mask = None
+    gathered_mask = gathered_ids = gathered_first = None
     if mask is not None:
-        padded = _pad_rows(mask.to(torch.int32), max(rows), length)
-        masks = [torch.zeros_like(padded) for _ in range(size)]
-        dist.all_gather(masks, padded)
-        gathered_mask = torch.cat([m[:n] for m, n in zip(masks, rows)]).bool()
-    return Embeddings(gathered, gathered_mask), sum(rows[:rank])
+        gathered_mask = _gather_plain(mask.to(torch.int32), rows, length, size).bool()
+    if embeddings.token_ids is not None:  # COIL: the token ids (no gradient) and first-token vectors
+        gathered_ids = _gather_plain(embeddings.token_ids, rows, length, size)
+        firsts = torch.distributed.nn.functional.all_gather(_pad_rows(embeddings.first, max(rows), None))
+        gathered_first = torch.cat([part[:n] for part, n in zip(firsts, rows)])
+    return Embeddings(gathered, gathered_mask, gathered_ids, gathered_first), sum(rows[:rank])
+
+
+def _gather_plain(tensor: torch.Tensor, rows: list[int], length: int | None, size: int) -> torch.Tensor:
+    """Every worker's rows of a tensor that carries no gradient (masks, token ids)."""
+    padded = _pad_rows(tensor, max(rows), length)
+    parts = [torch.zeros_like(padded) for _ in range(size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, rows)])
 
 
 def gather_objects(value: object) -> list[object]:

@@ -13,13 +13,15 @@ own ``model_type``:
 ``mvr``       multi-view (MVR): ``[VIE0..n]`` viewer tokens after ``[CLS]`` in documents, the
               query's first-token vector, MaxSim over the views
 ``unicoil``   learned sparse with one ``relu`` weight per input token (``token_projection``)
+``coil``      COIL: ``cls_projection`` of the first token plus ``token_projection`` token vectors
+              matched by vocabulary id
 ``mono``      pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
 ``set-encoder``  the ``mono`` head over a backbone whose attention also reads the other
               candidates' first tokens (rayir's ``set_encoder`` mode)
 ============  =====================================================================
 
 Settings rayir cannot reproduce exactly (a two-class ``mono`` head, static SPLADE weights, document
-expansion, COIL models, a Set-Encoder's ``[INT]`` token...) are refused by name rather than
+expansion, a Set-Encoder's ``[INT]`` token...) are refused by name rather than
 approximated. A Set-Encoder's ``depth``/``sample_missing_docs`` pad short candidate lists with
 randomly sampled states in Lightning IR; rayir scores the real candidates only (deterministic; the
 same scores whenever a list holds ``depth`` candidates).
@@ -42,6 +44,8 @@ from .cross_encoder import CrossEncoderModel
 from .weights import load_state, read_json
 
 MARKERS = ("[QUE]", "[DOC]")
+# Lightning IR's own layers beside the backbone's weights
+LIGHTNING_IR_HEADS = ("projection.", "token_projection.", "cls_projection.", "linear.")
 
 
 def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -78,6 +82,23 @@ def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, tor
             "normalize": config.get("normalization_strategy") == "l2",
             "similarity": similarity,
             "viewer_tokens": int(config.get("num_viewer_tokens") or 0) or _refuse(path, "no viewer tokens"),
+            **lengths,
+        }
+    if model_type == "coil":
+        if config.get("add_marker_tokens"):
+            _refuse(path, "marker tokens on a COIL model")
+        if similarity != "dot":
+            _refuse(path, f"similarity_function={similarity!r} on a COIL model")
+        if config.get("query_aggregation_function", "sum") != "sum":
+            _refuse(path, f"query_aggregation_function={config.get('query_aggregation_function')!r}")
+        if config.get("doc_aggregation_function", "max") != "max":
+            _refuse(path, f"doc_aggregation_function={config.get('doc_aggregation_function')!r}")
+        return {
+            "mode": "coil",
+            "pooling": None,
+            "embedding_dim": _projection_dim(path, state, "token_projection"),
+            "cls_embedding_dim": _projection_dim(path, state, "cls_projection"),
+            "projection_bias": config.get("projection", "linear") != "linear_no_bias",
             **lengths,
         }
     if model_type == "unicoil":
@@ -159,16 +180,19 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
 
 
 def load_bi_encoder(path: Path, overrides: dict[str, Any]) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
-    """A Lightning IR ``lir-dpr`` / ``col`` / ``splade`` / ``mvr`` / ``unicoil`` checkpoint as a rayir bi-encoder."""
+    """A Lightning IR ``lir-dpr`` / ``col`` / ``splade`` / ``mvr`` / ``unicoil`` / ``coil`` checkpoint as a
+    rayir bi-encoder."""
     config, state = read_json(path / "config.json"), load_state(path)
     settings = {**bi_encoder_settings(path, config, state), **overrides}
     masked_lm = settings["mode"] == "sparse" and settings.get("sparse_weighting", "mlm") == "mlm"
     encoder = _backbone(path, config, state, masked_lm=masked_lm)
     model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
     if model.projection is not None:
-        # UniCOIL keeps its per-token weight layer as ``token_projection``.
-        layer = "token_projection" if settings.get("sparse_weighting") == "token" else "projection"
-        model.projection.load_state_dict(_layer(state, layer))
+        # UniCOIL and COIL keep their per-token layer as ``token_projection``.
+        token_layer = settings.get("sparse_weighting") == "token" or settings["mode"] == "coil"
+        model.projection.load_state_dict(_layer(state, "token_projection" if token_layer else "projection"))
+    if model.cls_projection is not None:
+        model.cls_projection.load_state_dict(_layer(state, "cls_projection"))
     return model.eval(), _tokenizer(path)
 
 
@@ -205,7 +229,7 @@ def _backbone(
     else:
         options = {"add_pooling_layer": False} if backbone_type == "bert" else {}
         encoder = AutoModel.from_config(backbone_config, **options)
-        state = {k: v for k, v in state.items() if not k.startswith(("projection.", "token_projection.", "linear."))}
+        state = {k: v for k, v in state.items() if not k.startswith(LIGHTNING_IR_HEADS)}
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     tied = set(getattr(encoder, "_tied_weights_keys", None) or ())  # the MLM decoder shares the embeddings
     missing = [k for k in missing if "position_ids" not in k and k not in tied and not k.endswith("decoder.weight")]
@@ -241,9 +265,9 @@ def _layer(state: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]
     return {k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")}
 
 
-def _projection_dim(path: Path, state: dict[str, torch.Tensor]) -> int:
+def _projection_dim(path: Path, state: dict[str, torch.Tensor], name: str = "projection") -> int:
     """The output size of the saved projection (Lightning IR does not always write ``embedding_dim``)."""
-    weight = _layer(state, "projection").get("weight")
+    weight = _layer(state, name).get("weight")
     if weight is None:
         _refuse(path, "a projection setting but no projection weights")
     return int(weight.shape[0])

@@ -103,7 +103,7 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
         return _wrap_bi_encoder(path, settings, AutoModelForMaskedLM if mlm else AutoModel)
     settings = dict(overrides)
     loader = AutoModelForMaskedLM if settings.get("mode") == "sparse" and mlm else AutoModel
-    if settings.get("mode") in ("multi_vector", "sparse"):
+    if settings.get("mode") in ("multi_vector", "sparse", "coil"):
         settings.setdefault("pooling", None)
     return _wrap_bi_encoder(path, settings, loader)
 

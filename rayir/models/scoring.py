@@ -6,7 +6,12 @@ arithmetic as the model (and tests can compare them against brute-force numpy).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .bi_encoder import Embeddings
 
 
 def pool(token_embeddings: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -166,3 +171,13 @@ def xtr_matrix(
 ) -> torch.Tensor:
     """XTR scores ``(Nq, Nd)``: each query retrieves its top-``k`` tokens from all in-batch documents."""
     return torch.stack([xtr_scores(q, m, docs, doc_mask, similarity, k) for q, m in zip(queries, query_mask)])
+
+
+def coil(queries: Embeddings, docs: Embeddings) -> torch.Tensor:
+    """COIL scores of aligned pairs: first-token dot product plus, per query token, its best dot
+    product with a document token of the same vocabulary id, floored at 0 (``(N,)``)."""
+    first = (queries.first * docs.first).sum(dim=-1)
+    sims = queries.vectors @ docs.vectors.transpose(1, 2)  # (N, Lq, Ld)
+    same = (queries.token_ids.unsqueeze(2) == docs.token_ids.unsqueeze(1)) & docs.mask.bool().unsqueeze(1)
+    best = torch.where(same, sims, torch.zeros_like(sims)).amax(dim=-1).clamp(min=0)  # (N, Lq)
+    return first + (best * queries.mask.to(best.dtype)).sum(dim=-1)

@@ -14,7 +14,9 @@ class TrainingData:
     """Where training samples come from (exactly one layout).
 
     - ``triples``: a ``query<TAB>positive<TAB>negative…`` file (ids with ``queries`` + ``corpus``,
-      else texts);
+      else texts; read whole and shuffled), or ``irds:<id>``, an ``ir_datasets`` id's document pairs
+      (e.g. ``irds:msmarco-passage/train/triples-small``), streamed in their order (then set
+      ``optimization.max_steps``: a stream has no length);
     - ``qrels`` (+ ``run``): every judged-relevant pair, with ``num_negatives`` hard negatives drawn
       from the run's top ``depth`` (``num_negatives: 0`` and no run: positives only, for in-batch
       negatives);
@@ -48,8 +50,14 @@ class TrainingData:
     seed: int = 0
     fresh_negatives: bool = False
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the samples are streamed (an ``ir_datasets`` id's document pairs): then they have
+        no length, and training needs ``optimization.max_steps``."""
+        return self.triples is not None and self.triples.startswith("irds:")
+
     def build(self) -> Any:
-        from ..data.datasets import QrelsDataset, RunDataset, TupleDataset
+        from ..data.datasets import QrelsDataset, RunDataset, StreamedTupleDataset, TupleDataset
 
         if self.fresh_negatives and (self.triples is not None or self.targets == "score"):
             raise ValueError(
@@ -60,6 +68,10 @@ class TrainingData:
             self._unused("triples", qrels=self.qrels, run=self.run)
             if self.targets != "binary":
                 raise ValueError("triples carry binary targets only")
+            if self.streamed:
+                if self.queries is None or self.corpus is None:
+                    raise ValueError(f"{self.triples}: document pairs by id need queries and corpus")
+                return StreamedTupleDataset(self.triples, self.queries, self.corpus, split=self.split)
             return TupleDataset(self.triples, self.queries, self.corpus, split=self.split)
         if self.queries is None or self.corpus is None:
             raise ValueError("training data needs queries and corpus (or text triples)")

@@ -82,6 +82,8 @@ def fit(
         raise ValueError("give at least one loss")
     if scaling.num_workers < 1 or optimization.batch_size < 1:
         raise ValueError("num_workers and batch_size must be >= 1")
+    if data.streamed and optimization.max_steps < 1:
+        raise ValueError(f"{data.triples} is streamed (it has no length): set optimization.max_steps")
     check_loggers(list(loggers))
     out = Path(output).resolve()
     with output_lock(out):

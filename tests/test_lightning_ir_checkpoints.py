@@ -20,7 +20,7 @@ from rayir.errors import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lightning_ir"
 BI_ENCODERS = ["dpr", "dpr-mean-cosine", "col", "splade", "mvr", "unicoil", "coil"]
-CROSS_ENCODERS = ["mono", "mono-mean-bias", "set-encoder"]
+CROSS_ENCODERS = ["mono", "mono-mean-bias", "mono-two-class-bert-pool", "set-encoder"]
 
 
 def recorded(name: str) -> dict:
@@ -55,6 +55,8 @@ def test_the_comparison_tells_a_family_from_its_plain_relative():
     assert largest_difference("set-encoder", CrossEncoderModule, mode="pointwise") > 1e-4
     assert largest_difference("mvr", BiEncoderModule, doc_max_length=27) > 1e-4
     assert largest_difference("mvr", BiEncoderModule, viewer_tokens=2) > 1e-4
+    two_class = "mono-two-class-bert-pool"
+    assert largest_difference(two_class, CrossEncoderModule, pooler_dense=False) > 1e-4
 
 
 def test_the_fixtures_hold_texts_longer_than_the_models_lengths():
@@ -73,8 +75,8 @@ def test_unsupported_lightning_ir_settings_are_refused_by_name(tmp_path):
     target = tmp_path / "mono-two-class"
     shutil.copytree(FIXTURES / "mono", target)
     config = json.loads((target / "config.json").read_text())
-    (target / "config.json").write_text(json.dumps({**config, "scoring_strategy": "mono"}))
-    with pytest.raises(ConfigError, match="scoring_strategy='mono'"):
+    (target / "config.json").write_text(json.dumps({**config, "scoring_strategy": "listwise"}))
+    with pytest.raises(ConfigError, match="scoring_strategy='listwise'"):
         CrossEncoderModule(target)
     (target / "config.json").write_text(json.dumps({**config, "model_type": "set-encoder", "add_extra_token": True}))
     with pytest.raises(ConfigError, match="add_extra_token"):

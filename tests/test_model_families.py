@@ -296,3 +296,22 @@ def test_family_settings_that_do_not_fit_are_refused(tiny_bert_dir):
         module.configure_training([ContrastiveLocalLoss()])
     config = json.loads((tiny_bert_dir / "config.json").read_text())
     assert config["model_type"] == "bert"
+
+
+def test_a_two_class_head_over_berts_pooler_scores_the_relevant_class_and_round_trips(tiny_bert_dir, tmp_path):
+    """Lightning IR's ``mono`` scoring (two logits, log-softmax) over a dense + tanh pooler."""
+    module = CrossEncoderModule(tiny_bert_dir, score_head="two_class", pooler_dense=True)
+    torch.nn.init.normal_(module.model.head.weight, std=1.0)
+    pairs = module.tokenizer.pairs([QUERY] * 3, DOCS)
+    with torch.inference_mode():
+        hidden = module.model.encoder(**pairs).last_hidden_state[:, 0]
+        pooled = torch.tanh(hidden @ module.model.pooler[0].weight.T + module.model.pooler[0].bias)
+        expected = torch.log_softmax(module.model.head(pooled), dim=-1)[:, 1]
+        scores = module.score(QUERY, DOCS).scores
+    assert torch.allclose(scores, expected, atol=1e-6) and (scores < 0).all()
+    module.save_pretrained(tmp_path / "two-class")
+    again = CrossEncoderModule(tmp_path / "two-class")
+    assert (again.config.score_head, again.config.pooler_dense) == ("two_class", True)
+    assert torch.allclose(again.score(QUERY, DOCS).scores, scores, atol=1e-6)
+    with pytest.raises(ValueError, match="pooler_dense / score_head"):
+        CrossEncoderModule(tiny_bert_dir, mode="sequence_classification", score_head="two_class")

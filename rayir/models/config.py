@@ -205,8 +205,10 @@ class CrossEncoderConfig(_RayirConfig):
     - ``sequence_classification``: the backbone is loaded as ``AutoModelForSequenceClassification``
       (the layout of the public MS MARCO cross-encoders and of sentence-transformers'
       ``CrossEncoder``); the score is the raw logit at ``label_index``.
-    - ``pointwise``: backbone ``AutoModel``, ``pooling`` over the joint sequence, then a linear
-      layer to one score (monoBERT / monoELECTRA style heads trained by rayir).
+    - ``pointwise``: backbone ``AutoModel``, ``pooling`` over the joint sequence (then, with
+      ``pooler_dense``, a dense layer and ``tanh``: BERT's pooler), then a linear layer to one
+      score (monoBERT / monoELECTRA style heads trained by rayir); ``score_head="two_class"``
+      makes it two logits and the score the log-probability of the second (relevant) class.
     - ``mono_t5``: an encoder-decoder ranker reading ``"Query: q Document: d Relevant:"``; the score
       is the log-probability of ``true_token`` against ``false_token`` at the first decoder step.
     - ``rank_t5``: encoder-decoder; the score is the raw first-step logit of ``score_token``.
@@ -227,6 +229,8 @@ class CrossEncoderConfig(_RayirConfig):
     query_max_length: int | None = None
     doc_max_length: int | None = None
     pooling: Literal["first", "mean"] = "first"
+    pooler_dense: bool = False
+    score_head: Literal["linear", "two_class"] = "linear"
     label_index: int = 0
     true_token: str = "true"
     false_token: str = "false"
@@ -241,6 +245,12 @@ class CrossEncoderConfig(_RayirConfig):
         for name in ("query_max_length", "doc_max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"CrossEncoderConfig: {name} must be positive (or None)")
+        if (self.pooler_dense or self.score_head != "linear") and self.mode not in (
+            "pointwise",
+            "listwise",
+            "set_encoder",
+        ):
+            raise ValueError("CrossEncoderConfig: pooler_dense / score_head shape the pointwise head only")
         if self.mode == "listwise" and self.listwise_layers < 1:
             raise ValueError("CrossEncoderConfig: listwise_layers must be >= 1")
 

@@ -35,7 +35,12 @@ class CrossEncoderModel(PreTrainedModel):
         self.encoder = encoder if encoder is not None else build_backbone(config)
         ensure_attention_implementation(self.encoder)
         hidden = config.encoder_config.hidden_size if hasattr(config.encoder_config, "hidden_size") else None
-        self.head = torch.nn.Linear(hidden, 1) if config.mode in ("pointwise", "listwise", "set_encoder") else None
+        pooled_head = config.mode in ("pointwise", "listwise", "set_encoder")
+        outputs = 2 if config.score_head == "two_class" else 1
+        self.head = torch.nn.Linear(hidden, outputs) if pooled_head else None
+        self.pooler = (
+            torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.Tanh()) if config.pooler_dense else None
+        )
         self.list_encoder = None
         self.list_context = set_encoder.ListContext()
         if config.mode == "set_encoder":
@@ -54,7 +59,7 @@ class CrossEncoderModel(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: torch.nn.Module) -> None:
-        if module is self.head:
+        if module is self.head or (self.pooler is not None and module is self.pooler[0]):
             # Seeded: the same backbone + settings always yields the same fresh head.
             torch.nn.init.normal_(module.weight, std=0.02, generator=torch.Generator().manual_seed(0))
             torch.nn.init.zeros_(module.bias)
@@ -81,9 +86,14 @@ class CrossEncoderModel(PreTrainedModel):
         finally:
             self.list_context.attention_mask = self.list_context.num_docs = None
         pooled = scoring.pool(hidden, inputs["attention_mask"], cfg.pooling)
+        if self.pooler is not None:
+            pooled = self.pooler(pooled)
         if cfg.mode == "listwise":
             pooled = self._attend_within_lists(pooled, num_docs)
-        return self.head(pooled).squeeze(-1)
+        logits = self.head(pooled)
+        if cfg.score_head == "two_class":
+            return torch.log_softmax(logits, dim=-1)[:, 1]
+        return logits.squeeze(-1)
 
     def _seq2seq_scores(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         start = self.config.encoder_config.decoder_start_token_id

@@ -15,13 +15,14 @@ own ``model_type``:
 ``unicoil``   learned sparse with one ``relu`` weight per input token (``token_projection``)
 ``coil``      COIL: ``cls_projection`` of the first token plus ``token_projection`` token vectors
               matched by vocabulary id
-``mono``      pointwise cross-encoder with a linear head (``scoring_strategy="rank"``)
+``mono``      pointwise cross-encoder with a linear head (``scoring_strategy="rank"``) or a
+              two-class log-softmax head (``"mono"``), optionally BERT's pooler (``bert_pool``)
 ``set-encoder``  the ``mono`` head over a backbone whose attention also reads the other
               candidates' first tokens (rayir's ``set_encoder`` mode)
 ============  =====================================================================
 
-Settings rayir cannot reproduce exactly (a two-class ``mono`` head, static SPLADE weights, document
-expansion, a Set-Encoder's ``[INT]`` token...) are refused by name rather than
+Settings rayir cannot reproduce exactly (an encoder-decoder ``mono`` model, static SPLADE weights,
+document expansion, a Set-Encoder's ``[INT]`` token...) are refused by name rather than
 approximated. A Set-Encoder's ``depth``/``sample_missing_docs`` pad short candidate lists with
 randomly sampled states in Lightning IR; rayir scores the real candidates only (deterministic; the
 same scores whenever a list holds ``depth`` candidates).
@@ -45,7 +46,7 @@ from .weights import load_state, read_json
 
 MARKERS = ("[QUE]", "[DOC]")
 # Lightning IR's own layers beside the backbone's weights
-LIGHTNING_IR_HEADS = ("projection.", "token_projection.", "cls_projection.", "linear.")
+LIGHTNING_IR_HEADS = ("projection.", "token_projection.", "cls_projection.", "linear.", "bert_pool.")
 
 
 def bi_encoder_settings(path: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -160,11 +161,11 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
     model_type = _supported(path, config, LIGHTNING_IR_CROSS_ENCODERS)
     if model_type == "set-encoder" and config.get("add_extra_token"):
         _refuse(path, "add_extra_token (an [INT] token)")
-    if config.get("scoring_strategy", "rank") != "rank":
-        _refuse(path, f"scoring_strategy={config.get('scoring_strategy')!r} (a two-class log-softmax head)")
-    if config.get("_bert_pool") or config.get("pooling_strategy") == "bert_pool":
-        _refuse(path, "pooling_strategy='bert_pool'")
+    scoring = config.get("scoring_strategy", "rank")
+    if scoring not in ("rank", "mono"):
+        _refuse(path, f"scoring_strategy={scoring!r}")
     pooling = config.get("pooling_strategy", "first")
+    pooling = "first" if pooling == "bert_pool" else pooling
     if pooling not in ("first", "mean"):
         _refuse(path, f"pooling_strategy={pooling!r}")
     if config.get("backbone_model_type") == "t5" or config.get("is_encoder_decoder"):
@@ -173,6 +174,9 @@ def cross_encoder_settings(path: Path, config: dict[str, Any]) -> dict[str, Any]
     return {
         "mode": "set_encoder" if model_type == "set-encoder" else "pointwise",
         "pooling": pooling,
+        # "mono": two logits, log-softmax; bert_pool: BERT's dense + tanh pooler after first-token pooling
+        "score_head": "two_class" if scoring == "mono" else "linear",
+        "pooler_dense": bool(config.get("_bert_pool")) or config.get("pooling_strategy") == "bert_pool",
         # Lightning IR cuts the query and the document to their own lengths, then pairs them.
         **lengths,
         "max_length": lengths["query_max_length"] + lengths["doc_max_length"] + 3,  # [CLS], 2 x [SEP]
@@ -203,8 +207,10 @@ def load_cross_encoder(path: Path, overrides: dict[str, Any]) -> tuple[CrossEnco
     encoder = _backbone(path, config, state)
     model = CrossEncoderModel(CrossEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
     head = _layer(state, "linear")
-    head.setdefault("bias", torch.zeros(1))  # Lightning IR's head has no bias unless linear_bias
+    head.setdefault("bias", torch.zeros(head["weight"].shape[0]))  # no bias unless linear_bias
     model.head.load_state_dict(head)
+    if model.pooler is not None:
+        model.pooler[0].load_state_dict(_layer(state, "bert_pool.0"))
     return model.eval(), _tokenizer(path)
 
 

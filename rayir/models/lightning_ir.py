@@ -249,10 +249,6 @@ def _backbone(
     return encoder
 
 
-def _mlm_key(key: str) -> str:
-    return "cls." + key.removeprefix("projection.") if key.startswith("projection.") else "bert." + key
-
-
 def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
     """The saved tokenizer read with the backbone's own class (``backbone_tokenizer_class``; the saved
     ``tokenizer_class`` names a Lightning IR wrapper that ``transformers`` does not know)."""

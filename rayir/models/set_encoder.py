@@ -34,12 +34,12 @@ class ListSelfAttention(torch.nn.Module):
         self.query, self.key, self.value, self.dropout = inner.query, inner.key, inner.value, inner.dropout
         self.heads = inner.num_attention_heads
         self.head_size = inner.attention_head_size
-        self.__dict__["context"] = context  # shared, not a submodule
+        self.context = context  # shared by every wrapped layer (a plain object, not a submodule)
 
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
     ) -> tuple[torch.Tensor, None]:
-        context: ListContext = self.__dict__["context"]
+        context = self.context
         if context.attention_mask is None or context.num_docs is None:
             raise RuntimeError("a Set-Encoder layer was called outside CrossEncoderModel.forward")
         batch, length, _ = hidden_states.shape

@@ -103,22 +103,27 @@ def judged_pairs(collection: Path):
     return TrainingData(queries=where, corpus=where, split="test", qrels=where, num_negatives=0)
 
 
-def fit_steps(module, train, steps: int = 2, batch_size: int = 4):
-    """``steps`` optimiser steps of plain Lightning in this process (no Ray, logging, checkpoints
-    or validation) over the samples ``train()`` builds; returns the trainer."""
+def quiet_trainer(**options):
+    """A plain Lightning trainer in this process on the CPU: no logger, checkpoints, progress bar or
+    model summary unless ``options`` ask for them."""
     import lightning
 
-    from rayir.data.datamodule import RankDataModule
-
-    trainer = lightning.Trainer(
-        max_steps=steps,
+    settings = dict(
         accelerator="cpu",
         devices=1,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        limit_val_batches=0,
     )
+    return lightning.Trainer(**{**settings, **options})
+
+
+def fit_steps(module, train, steps: int = 2, batch_size: int = 4):
+    """``steps`` optimiser steps of plain Lightning in this process (no Ray, logging, checkpoints
+    or validation) over the samples ``train()`` builds; returns the trainer."""
+    from rayir.data.datamodule import RankDataModule
+
+    trainer = quiet_trainer(max_steps=steps, limit_val_batches=0)
     trainer.fit(module, datamodule=RankDataModule(train=train, batch_size=batch_size))
     return trainer

@@ -11,6 +11,7 @@ import pytest
 
 from rayir.data import TupleDataset, read_docs, read_qrels, read_queries, read_run, register_dataset
 from rayir.errors import ConfigError
+from tests.conftest import quiet_trainer
 
 DOCS = {"d1": "glaciers melt in warm summers", "d2": "coffee and the heart", "d3": "earthquakes and faults"}
 QUERIES = {"q1": "why do glaciers melt", "q2": "what causes earthquakes"}
@@ -181,11 +182,9 @@ def test_training_on_streamed_pairs_resumes_after_the_last_checkpointed_batch(lo
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     def run(steps, **fit):
-        trainer = lightning.Trainer(
+        trainer = quiet_trainer(
             max_steps=steps,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
+            enable_checkpointing=True,
             default_root_dir=tmp_path,
             callbacks=[lightning.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3)],
         )

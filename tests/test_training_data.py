@@ -8,6 +8,7 @@ import torch
 from rayir.data import QrelsDataset
 from rayir.data.datamodule import collate_rank_samples
 from rayir.train.options import TrainingData
+from tests.conftest import quiet_trainer
 
 QUERIES = {"q1": "first", "q2": "second", "q3": "third"}
 CORPUS = {f"d{i}": f"text {i}" for i in range(10)}
@@ -128,16 +129,7 @@ def test_lightning_tells_the_dataset_its_epoch_before_the_first_batch_is_drawn()
 
     module = Recorder()
     loader = torch.utils.data.DataLoader(EpochStamped(), batch_size=2)
-    trainer = lightning.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SetDatasetEpoch()],
-    )
+    trainer = quiet_trainer(max_epochs=3, callbacks=[SetDatasetEpoch()])
     trainer.fit(module, train_dataloaders=loader)
     assert [epoch for epoch, _ in module.seen] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert all(values == [float(epoch)] * 2 for epoch, values in module.seen)

@@ -173,6 +173,26 @@ class RunDataset(Dataset):
         return self.samples[index]
 
 
+def tuple_rows(source: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """``(line or pair number, [query, positive, negative…])`` of a tab-separated tuples file or of
+    an ``ir_datasets`` id's document pairs (``irds:<id>``), read lazily."""
+    if isinstance(source, str) and source.startswith("irds:"):
+        from .irds import irds_docpairs
+
+        for index, pair in enumerate(irds_docpairs(source), start=1):
+            yield index, list(pair)
+        return
+    path = Path(source)
+    for line_no, line in numbered_lines(path):
+        line = line.rstrip("\r\n")
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3 or any(not f.strip() for f in fields):
+            raise DataFormatError(path, line_no, "expected query<TAB>positive<TAB>negative[<TAB>negative…]")
+        yield line_no, fields
+
+
 class TupleDataset(Dataset):
     """Training tuples ``query, positive, negative…`` from a tab-separated file.
 
@@ -190,7 +210,7 @@ class TupleDataset(Dataset):
     ) -> None:
         if (queries is None) != (corpus is None):
             raise ValueError("give both queries and corpus (id tuples) or neither (text tuples)")
-        rows = self._read(path)
+        rows = [fields for _, fields in tuple_rows(path)]
         by_id = queries is not None
         if by_id:
             query_texts = _query_texts(queries, split, {r[0] for r in rows})
@@ -208,24 +228,6 @@ class TupleDataset(Dataset):
                     targets=[1.0] + [0.0] * (len(doc_fields) - 1),
                 )
             )
-
-    @staticmethod
-    def _read(path: str | Path) -> list[list[str]]:
-        if isinstance(path, str) and path.startswith("irds:"):  # an ir_datasets id's document pairs
-            from .irds import irds_docpairs
-
-            return [list(pair) for pair in irds_docpairs(path)]
-        path = Path(path)
-        rows = []
-        for line_no, line in numbered_lines(path):
-            line = line.rstrip("\r\n")
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) < 3 or any(not f.strip() for f in fields):
-                raise DataFormatError(path, line_no, "expected query<TAB>positive<TAB>negative[<TAB>negative…]")
-            rows.append(fields)
-        return rows
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -255,25 +257,8 @@ class StreamedTupleDataset(IterableDataset):
     ) -> None:
         self.pairs, self.queries, self.corpus, self.split = pairs, queries, corpus, split
         self.skip = 0
-        if next(self._rows(), None) is None:
+        if next(tuple_rows(self.pairs), None) is None:
             raise ValueError(f"{pairs}: no training tuples")
-
-    def _rows(self) -> Iterator[tuple[int, list[str]]]:
-        """``(line or pair number, [query id, doc ids…])``, read lazily."""
-        if isinstance(self.pairs, str) and self.pairs.startswith("irds:"):
-            from .irds import irds_docpairs
-
-            for index, pair in enumerate(irds_docpairs(self.pairs), start=1):
-                yield index, list(pair)
-            return
-        path = Path(self.pairs)
-        for line_no, line in numbered_lines(path):
-            fields = line.rstrip("\r\n").split("\t")
-            if fields == [""]:
-                continue
-            if len(fields) < 3 or any(not f.strip() for f in fields):
-                raise DataFormatError(path, line_no, "expected query_id<TAB>positive_id<TAB>negative_id[<TAB>…]")
-            yield line_no, fields
 
     def _lookups(self) -> tuple[Mapping[str, str], Callable[[str], str | None]]:
         queries = self.queries
@@ -288,7 +273,7 @@ class StreamedTupleDataset(IterableDataset):
             lookup = irds_doc_lookup(corpus)
             if lookup is not None:
                 return queries, lookup
-        needed = {doc_id for _, row in self._rows() for doc_id in row[1:]}
+        needed = {doc_id for _, row in tuple_rows(self.pairs) for doc_id in row[1:]}
         return queries, DocStore.from_source(corpus, needed).get
 
     def __iter__(self) -> Iterator[RankSample]:
@@ -304,7 +289,7 @@ class StreamedTupleDataset(IterableDataset):
         queries, doc_text = self._lookups()
         round_rows: list[tuple[int, list[str]]] = []
         passed = 0
-        for numbered in self._rows():
+        for numbered in tuple_rows(self.pairs):
             round_rows.append(numbered)
             if len(round_rows) < shares:
                 continue

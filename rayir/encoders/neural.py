@@ -146,12 +146,12 @@ class NeuralQueryEncoder:
 
     def __call__(self, texts: list[str]) -> QueryBatch:
         with self.precision_context():
-            embeddings = self.module.encode_queries(texts)
-        mask = embeddings.mask.cpu().numpy() if embeddings.mask is not None else None
-        vectors = embeddings.vectors.detach().float().cpu().numpy()
-        if self.mode == "coil":
-            first = embeddings.first.detach().float().cpu().numpy()
-            return QueryBatch(
-                vectors=vectors, mask=mask.astype(bool), token_ids=embeddings.token_ids.cpu().numpy(), first=first
-            )
-        return QueryBatch.from_dense(vectors, self.mode, mask)
+            embeddings = self.module.encode_queries(texts).float()
+
+        def plain(tensor: Any) -> np.ndarray | None:
+            return None if tensor is None else tensor.detach().cpu().numpy()
+
+        vectors, mask, token_ids, first = map(
+            plain, (embeddings.vectors, embeddings.mask, embeddings.token_ids, embeddings.first)
+        )
+        return QueryBatch.from_dense(vectors, self.mode, mask, token_ids, first)

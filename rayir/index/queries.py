@@ -28,13 +28,23 @@ class QueryBatch:
         return len(self.vectors) if self.vectors is not None else len(self.indptr) - 1
 
     @classmethod
-    def from_dense(cls, vectors: np.ndarray, mode: str, mask: np.ndarray | None = None) -> QueryBatch:
-        """From a model's float vectors: ``(B, D)`` dense, ``(B, L, D)`` + ``mask`` multi-vector, or
-        ``(B, V)`` vocabulary-sized sparse vectors (kept as CSR over their positive entries)."""
+    def from_dense(
+        cls,
+        vectors: np.ndarray,
+        mode: str,
+        mask: np.ndarray | None = None,
+        token_ids: np.ndarray | None = None,
+        first: np.ndarray | None = None,
+    ) -> QueryBatch:
+        """From a model's float vectors: ``(B, D)`` dense, ``(B, L, D)`` + ``mask`` multi-vector
+        (COIL: also ``token_ids`` and ``first``), or ``(B, V)`` vocabulary-sized sparse vectors (kept
+        as CSR over their positive entries)."""
         if mode == "dense":
             return cls(vectors=vectors)
         if mode == "multi_vector":
             return cls(vectors=vectors, mask=np.asarray(mask).astype(bool))
+        if mode == "coil":
+            return cls(vectors=vectors, mask=np.asarray(mask).astype(bool), token_ids=token_ids, first=first)
         rows, terms = np.nonzero(vectors > 0)
         indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(vectors)))])
         return cls(indptr=indptr, terms=terms.astype(np.int32), weights=vectors[rows, terms].astype(np.float32))

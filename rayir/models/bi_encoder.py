@@ -43,14 +43,15 @@ class Embeddings:
 
 def build_backbone(config: BiEncoderConfig) -> torch.nn.Module:
     """A randomly initialised backbone of the right kind for ``config.mode``."""
-    if uses_mlm_head(config):
+    if uses_mlm_head(config.mode, config.sparse_weighting):
         return AutoModelForMaskedLM.from_config(config.encoder_config)
     return AutoModel.from_config(config.encoder_config)
 
 
-def uses_mlm_head(config: BiEncoderConfig) -> bool:
-    """SPLADE reads the backbone's MLM head; every other bi-encoder the plain backbone."""
-    return config.mode == "sparse" and config.sparse_weighting == "mlm"
+def uses_mlm_head(mode: str | None, sparse_weighting: str | None = None) -> bool:
+    """SPLADE reads the backbone's MLM head; every other bi-encoder (UniCOIL's ``token`` weighting
+    included) the plain backbone. Takes the settings, so loaders can ask before a config exists."""
+    return mode == "sparse" and (sparse_weighting or "mlm") == "mlm"
 
 
 class BiEncoderModel(PreTrainedModel):

@@ -39,7 +39,7 @@ from transformers import CONFIG_MAPPING, AutoModel, AutoModelForMaskedLM, PreTra
 
 from ..checkpoints import LIGHTNING_IR_BI_ENCODERS, LIGHTNING_IR_CROSS_ENCODERS, lightning_ir_type
 from ..errors import ConfigError
-from .bi_encoder import BiEncoderModel
+from .bi_encoder import BiEncoderModel, uses_mlm_head
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
 from .weights import load_state, read_json
@@ -188,7 +188,7 @@ def load_bi_encoder(path: Path, overrides: dict[str, Any]) -> tuple[BiEncoderMod
     rayir bi-encoder."""
     config, state = read_json(path / "config.json"), load_state(path)
     settings = {**bi_encoder_settings(path, config, state), **overrides}
-    masked_lm = settings["mode"] == "sparse" and settings.get("sparse_weighting", "mlm") == "mlm"
+    masked_lm = uses_mlm_head(settings["mode"], settings.get("sparse_weighting"))
     encoder = _backbone(path, config, state, masked_lm=masked_lm)
     model = BiEncoderModel(BiEncoderConfig(encoder_config=encoder.config, **settings), encoder=encoder)
     if model.projection is not None:

@@ -42,7 +42,7 @@ from transformers import (
 
 from ..checkpoints import FRESH_HEAD_WARNING, cross_encoder_head_is_fresh, lightning_ir_kind, resolve_model_dir
 from . import adapters, lightning_ir
-from .bi_encoder import BiEncoderModel
+from .bi_encoder import BiEncoderModel, uses_mlm_head
 from .config import BiEncoderConfig, CrossEncoderConfig
 from .cross_encoder import CrossEncoderModel
 from .weights import load_state, read_json
@@ -97,12 +97,14 @@ def load_bi_encoder(name_or_path: str | Path, **overrides: Any) -> tuple[BiEncod
         return _load_sentence_transformers(path, overrides)
     if "HF_ColBERT" in _architectures(path) or (path / "artifact.metadata").exists():
         return _load_colbert(path, overrides)
-    mlm = overrides.get("sparse_weighting", "mlm") == "mlm"
     if any(a.endswith("ForMaskedLM") for a in _architectures(path)) and overrides.get("mode", "sparse") == "sparse":
         settings = {"mode": "sparse", "pooling": None, **overrides}
-        return _wrap_bi_encoder(path, settings, AutoModelForMaskedLM if mlm else AutoModel)
+        loader = AutoModelForMaskedLM if uses_mlm_head("sparse", settings.get("sparse_weighting")) else AutoModel
+        return _wrap_bi_encoder(path, settings, loader)
     settings = dict(overrides)
-    loader = AutoModelForMaskedLM if settings.get("mode") == "sparse" and mlm else AutoModel
+    loader = (
+        AutoModelForMaskedLM if uses_mlm_head(settings.get("mode"), settings.get("sparse_weighting")) else AutoModel
+    )
     if settings.get("mode") in ("multi_vector", "sparse", "coil"):
         settings.setdefault("pooling", None)
     return _wrap_bi_encoder(path, settings, loader)

@@ -29,9 +29,10 @@ class BiEncoderTokenizer:
         self.tokenizer = tokenizer
         self.config = config
         self.truncated = {"query": 0, "doc": 0}
-        self._query_marker_id = self._token_id(config.query_marker)
-        self._doc_marker_id = self._token_id(config.doc_marker)
+        # Tokens inserted right after [CLS]: a ColBERT marker, or MVR's viewer tokens (never both).
+        self._query_inserted = [self._token_id(t) for t in (config.query_marker,) if t is not None]
         self._viewer_ids = [self._token_id(token) for token in config.viewer_token_names()]
+        self._doc_inserted = [self._token_id(t) for t in (config.doc_marker,) if t is not None] + self._viewer_ids
         self._punctuation_ids = torch.tensor(
             sorted({i for c in string.punctuation for i in tokenizer.encode(c, add_special_tokens=False)}),
             dtype=torch.long,
@@ -39,9 +40,7 @@ class BiEncoderTokenizer:
         if config.query_expansion and tokenizer.mask_token_id is None:
             raise ValueError("query_expansion needs a tokenizer with a [MASK] token")
 
-    def _token_id(self, token: str | None) -> int | None:
-        if token is None:
-            return None
+    def _token_id(self, token: str) -> int:
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
             raise ValueError(f"marker or viewer token {token!r} is not in the tokenizer's vocabulary")
@@ -49,7 +48,7 @@ class BiEncoderTokenizer:
 
     def queries(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         cfg = self.config
-        batch = self._encode(texts, cfg.query_max_length, self._query_marker_id, "query")
+        batch = self._encode(texts, cfg.query_max_length, self._query_inserted, "query")
         if cfg.query_inference_free:
             batch["scoring_mask"] = batch["scoring_mask"] & ~batch.pop("special_tokens_mask").bool()
         batch.pop("special_tokens_mask", None)
@@ -60,64 +59,41 @@ class BiEncoderTokenizer:
         return batch
 
     def docs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        if self._viewer_ids:
-            return self._docs_with_viewers(texts)
-        batch = self._encode(texts, self.config.doc_max_length, self._doc_marker_id, "doc")
+        batch = self._encode(texts, self.config.doc_max_length, self._doc_inserted, "doc")
         batch.pop("special_tokens_mask", None)
+        if self._viewer_ids:  # MVR: only the viewer tokens' vectors represent a document
+            batch["scoring_mask"] = torch.zeros_like(batch["scoring_mask"])
+            batch["scoring_mask"][:, 1 : 1 + len(self._viewer_ids)] = True
         if self.config.mask_punctuation:
             is_punct = torch.isin(batch["input_ids"], self._punctuation_ids)
             batch["scoring_mask"] = batch["scoring_mask"] & ~is_punct
         return batch
 
     def doc_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Token counts of ``texts`` as :meth:`docs` cuts them (marker included), without padding
-        and without counting truncation: for sorting texts into batches."""
-        marker = (1 if self._doc_marker_id is not None else 0) + len(self._viewer_ids)
+        """Token counts of ``texts`` as :meth:`docs` cuts them (inserted tokens included), without
+        padding and without counting truncation: for sorting texts into batches."""
+        marker = len(self._doc_inserted)
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.config.doc_max_length - marker)
         return [len(ids) + marker for ids in encoded["input_ids"]]
 
-    def _docs_with_viewers(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """MVR documents: ``[CLS] [VIE0] ... [VIEn-1] text [SEP]`` within ``doc_max_length``; only
-        the viewer tokens' vectors represent the document."""
-        enc = self.tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=self.config.doc_max_length - len(self._viewer_ids),
-            padding=True,
-            return_tensors="pt",
-        )
-        self.truncated["doc"] += count_truncated(enc)
-        ids, attention = enc["input_ids"], enc["attention_mask"]
-        viewers = torch.tensor(self._viewer_ids, dtype=ids.dtype).expand(ids.shape[0], -1)
-        input_ids = torch.cat([ids[:, :1], viewers, ids[:, 1:]], dim=1)
-        attention_mask = torch.cat([attention[:, :1], torch.ones_like(viewers), attention[:, 1:]], dim=1)
-        scoring_mask = torch.zeros_like(attention_mask, dtype=torch.bool)
-        scoring_mask[:, 1 : 1 + len(self._viewer_ids)] = True
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "scoring_mask": scoring_mask}
-        if "token_type_ids" in enc:
-            batch["token_type_ids"] = torch.zeros_like(input_ids)
-        return batch
-
-    def _encode(
-        self, texts: Sequence[str], max_length: int, marker_id: int | None, side: str
-    ) -> dict[str, torch.Tensor]:
+    def _encode(self, texts: Sequence[str], max_length: int, inserted: list[int], side: str) -> dict[str, torch.Tensor]:
+        """Padded ids within ``max_length`` tokens, ``inserted`` placed right after ``[CLS]``."""
         texts = list(texts)
-        room = max_length - (1 if marker_id is not None else 0)
+        room = max_length - len(inserted)
         enc = self.tokenizer(
             texts, truncation=True, max_length=room, padding=True, return_tensors="pt", return_special_tokens_mask=True
         )
         self.truncated[side] += count_truncated(enc)
         input_ids, attention_mask = enc["input_ids"], enc["attention_mask"]
-        if marker_id is not None:
-            # Insert the marker right after the first ([CLS]) token.
-            marker = torch.full((input_ids.shape[0], 1), marker_id, dtype=input_ids.dtype)
-            input_ids = torch.cat([input_ids[:, :1], marker, input_ids[:, 1:]], dim=1)
-            attention_mask = torch.cat([attention_mask[:, :1], torch.ones_like(marker), attention_mask[:, 1:]], dim=1)
+        if inserted:
+            extra = torch.tensor(inserted, dtype=input_ids.dtype).expand(input_ids.shape[0], -1)
+            input_ids = torch.cat([input_ids[:, :1], extra, input_ids[:, 1:]], dim=1)
+            attention_mask = torch.cat([attention_mask[:, :1], torch.ones_like(extra), attention_mask[:, 1:]], dim=1)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in enc:
             batch["token_type_ids"] = torch.zeros_like(input_ids)
         batch["scoring_mask"] = attention_mask.bool()
-        if marker_id is None:
+        if not inserted:
             batch["special_tokens_mask"] = enc["special_tokens_mask"] | (attention_mask == 0)
         return batch
 

@@ -22,8 +22,8 @@ QUERIES = ["alpha beta", "the quick brown fox"]
 
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory, sample_collection, tiny_bert_dir) -> dict[str, Path]:
-    """A dense, a sparse (BM25, with its query-side files) and a multi-vector index, four shards each
-    (8, 7, 7 and 8 of the 30 documents)."""
+    """A dense, a sparse (BM25, with its query-side files), a multi-vector and a compressed
+    multi-vector index, four shards each (8, 7, 7 and 8 of the 30 documents)."""
     root = tmp_path_factory.mktemp("integrity")
     models = {"dense": (str(tiny_bert_dir), {}), "sparse": ("bm25", {}), "multi_vector": (str(tiny_bert_dir), MULTI)}
     built = {}
@@ -33,6 +33,10 @@ def indexes(tmp_path_factory, sample_collection, tiny_bert_dir) -> dict[str, Pat
         )
         build_index(encoded.output_dir, root / kind, num_shards=4, in_process=True)
         built[kind] = root / kind
+    build_index(
+        root / "multi_vector-emb", root / "compressed", num_shards=4, factory="compressed,centroids=64", in_process=True
+    )
+    built["compressed"] = root / "compressed"
     return built
 
 
@@ -48,7 +52,7 @@ def copy_of(index_dir: Path, tmp_path: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("kind", ["dense", "sparse", "multi_vector"])
+@pytest.mark.parametrize("kind", ["dense", "sparse", "multi_vector", "compressed"])
 def test_one_flipped_byte_in_any_index_file_is_named(kind, indexes, tmp_path):
     search(indexes[kind])  # the intact index searches
     files = sorted(p.relative_to(indexes[kind]) for p in indexes[kind].rglob("*") if p.is_file())
@@ -87,6 +91,10 @@ def crafted(array_of, name: str, change) -> np.ndarray:
         ("sparse", "ordinals.npy", lambda a: a.__setitem__(0, 10**6), "ordinals outside"),
         ("dense", "ordinals.npy", lambda a: a.__setitem__(0, -1), "ordinals outside"),
         ("multi_vector", "offsets.npy", lambda a: a.__setitem__(1, 10**9), "offsets must"),
+        ("compressed", "codes.npy", lambda a: a.__setitem__(3, 10**6), "centroid ids outside"),
+        ("compressed", "ivf_docs.npy", lambda a: a.__setitem__(0, -1), "document numbers outside"),
+        ("compressed", "ivf_offsets.npy", lambda a: a.__setitem__(5, 10**9), "offsets must"),
+        ("compressed", "bucket_values.npy", lambda a: a.__setitem__((0, 0), np.inf), "not finite"),
     ],
 )
 def test_crafted_arrays_with_matching_checksums_are_refused_before_any_kernel(

@@ -1,4 +1,5 @@
-"""Index backends (Faiss dense, exact sparse inverted, multi-vector, COIL) and the sharded index builder.
+"""Index backends (Faiss dense, exact sparse inverted, multi-vector, compressed multi-vector, COIL) and the
+sharded index builder.
 
 Modules by concern: ``queries`` (what a shard searches), ``hits`` (what it answers, and the
 merge), ``files`` (the shard files all backends share), ``faiss_utils``, ``manifest`` (the index
@@ -19,6 +20,7 @@ BACKENDS = {
     "sparse": (".sparse", "SparseShard"),
     "multi_vector": (".multivector", "MultiVectorShard"),
     "coil": (".coil", "CoilShard"),
+    "compressed_multi_vector": (".compressed", "CompressedMultiVectorShard"),
 }
 
 
@@ -33,7 +35,8 @@ def load_shard(
 
     ``files`` (the shard's checksums from the index manifest) are verified before anything is read;
     ``index_documents`` bounds the shard's ordinals. ``options``: ``nprobe`` / ``ef_search``
-    (dense), ``candidates_per_token`` / ``nprobe`` (multi-vector); none for sparse.
+    (dense), ``candidates_per_token`` / ``nprobe`` (multi-vector), ``nprobe`` / ``ndocs`` (compressed
+    multi-vector); none for sparse.
     """
     import inspect
     from importlib import import_module

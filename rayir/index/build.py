@@ -124,9 +124,23 @@ def _build_backend(
         from .coil import build_coil_shard
 
         return build_coil_shard(*coil_arrays(table), doc_ids, ordinals, directory)
+    tokens, counts = token_matrix(table)
+    if factory.startswith("compressed"):
+        from .compressed import CODEC_DIR, build_compressed_shard
+
+        return build_compressed_shard(
+            tokens,
+            counts,
+            doc_ids,
+            ordinals,
+            directory,
+            factory,
+            cosine,
+            config.get("query_aggregation", "sum"),
+            directory.parent / CODEC_DIR,
+        )
     from .multivector import build_multivector_shard
 
-    tokens, counts = token_matrix(table)
     return build_multivector_shard(
         tokens,
         counts,
@@ -138,6 +152,27 @@ def _build_backend(
         config.get("query_aggregation", "sum"),
         threads=threads,
     )
+
+
+def _train_codec(
+    run: Any, embeddings_dir: Path, index_dir: Path, manifest: dict[str, Any], factory: str, threads: int | None
+) -> dict[str, Any]:
+    """The compressed multi-vector index's one codec, trained in one task on a sample of every
+    embedding file (:func:`.residual_codec.train_codec`) before any shard is built."""
+    from .compressed import CODEC_DIR
+    from .residual_codec import CodecSettings, train_codec
+
+    cosine = manifest["model_config"].get("similarity") == "cosine"
+    job = (
+        str(embeddings_dir),
+        manifest["shards"],
+        str(index_dir / CODEC_DIR),
+        CodecSettings.parse(factory),
+        cosine,
+        threads,
+    )
+    [codec] = run.map_tasks(train_codec, [job], num_cpus=threads or 1)
+    return codec
 
 
 def _index_level_checksums(index_dir: Path, query_files: str | None) -> dict[str, Any]:
@@ -160,7 +195,8 @@ def build_index(
     """Build ``num_shards`` index shards in parallel tasks and write the index manifest.
 
     ``factory`` is a Faiss index factory string for dense and multi-vector embeddings (``Flat``,
-    ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...); sparse embeddings always get the exact
+    ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...), or for multi-vector embeddings
+    ``compressed[,bits=2,centroids=N,…]`` (:mod:`.compressed`, PLAID-style); sparse embeddings always get the exact
     inverted index and take ``factory="inverted"``, as do COIL embeddings (exact per-term lists of
     token vectors). ``in_process=True`` builds the shards one after
     another in this process, without Ray (small indexes).
@@ -172,8 +208,13 @@ def build_index(
         raise ValueError(
             f"{manifest['mode']} embeddings use the exact inverted index; factory={factory!r} does not apply"
         )
+    compressed = manifest["mode"] == "multi_vector" and factory.startswith("compressed")
     if inverted:
         factory = "inverted"
+    elif compressed:
+        from .residual_codec import CodecSettings
+
+        CodecSettings.parse(factory)  # refuse a bad setting before any task starts
     else:
         from .faiss_utils import check_factory
 
@@ -188,6 +229,9 @@ def build_index(
         started = time.perf_counter()
         run = executor(in_process)
         [documents] = run.map_tasks(write_doc_table, [(str(embeddings_dir), manifest["shards"], str(index_dir))])
+        codec = (
+            _train_codec(run, embeddings_dir, index_dir, manifest, factory, threads_per_shard) if compressed else None
+        )
         jobs = [
             (
                 str(embeddings_dir),
@@ -201,6 +245,10 @@ def build_index(
             for i, group in enumerate(groups)
         ]
         metas = run.map_tasks(build_index_shard, jobs, num_cpus=threads_per_shard or 1)
+        if compressed:
+            from .compressed import CODEC_DIR
+
+            shutil.rmtree(index_dir / CODEC_DIR)  # every shard holds its copy
         built = sum(m["documents"] for m in metas)
         if not documents == built == manifest["documents"]:
             raise RuntimeError(
@@ -229,6 +277,7 @@ def build_index(
                 "files": query_files,
             },
             "model_config": manifest["model_config"],
+            **({"codec": codec} if codec else {}),
             "build_seconds": round(time.perf_counter() - started, 3),
         }
         write_index_manifest(index_dir, index_manifest)

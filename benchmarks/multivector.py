@@ -157,7 +157,8 @@ def main() -> None:
 
     builds = [] if args.quick else [("rayir multi-vector (Faiss Flat tokens)", "Flat", [{"candidates_per_token": 64}])]
     for bits in (2,) if args.quick else (2, 4):
-        settings = [{}] if args.quick else [{}, {"nprobe": 1}, {"nprobe": 4}, {"nprobe": 4, "ndocs": 1024}]
+        settings = [{}, {"ndocs": 32}, {"nprobe": 1, "ndocs": 64}, {"ndocs": 64}, {"nprobe": 4, "ndocs": 1024}]
+        settings = settings[:1] if args.quick else settings
         builds.append((f"rayir compressed {bits}-bit", f"compressed,bits={bits}", settings))
     for name, factory, settings in builds:
         target = work / factory.replace(",", "_").replace("=", "")

@@ -118,7 +118,7 @@ def generated(tmp_path_factory):
 def test_codec_round_trip_against_a_by_hand_decoder():
     """Packing and the byte table against a loop that rebuilds each vector from its buckets."""
     rng = np.random.default_rng(3)
-    sample = rng.normal(size=(4000, 16)).astype(np.float32)
+    sample = rng.normal(size=(40000, 16)).astype(np.float32)
     errors = []
     for bits in (1, 2, 4, 8):
         codec = ResidualCodec.train(sample, 32, bits, normalize=False, iterations=5, seed=0)
@@ -160,9 +160,9 @@ def test_recall_against_exact_maxsim_and_the_same_runs_at_1_2_4_shards(generated
     def recall(run: SearchResult) -> float:
         return float(np.mean([len(set(got) & set(want)) / K for got, want in zip(run.doc_ids, expected)]))
 
-    assert recall(runs[1]) >= 0.9, recall(runs[1])  # 0.915 when written (2 bits)
+    assert recall(runs[1]) >= 0.9, recall(runs[1])  # 0.93 when written (2 bits)
     build_index(directory / "enc", directory / "idx-4bit", factory="compressed,bits=4", in_process=True)
-    assert recall(search(directory / "idx-4bit", queries)) >= max(0.95, recall(runs[1]))  # 0.9675
+    assert recall(search(directory / "idx-4bit", queries)) >= max(0.95, recall(runs[1]))  # 0.9575
     for shards in (2, 4):
         assert runs[shards].doc_ids == runs[1].doc_ids
         np.testing.assert_allclose(runs[shards].scores, runs[1].scores, rtol=1e-6)

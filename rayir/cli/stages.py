@@ -123,7 +123,9 @@ def index(
         output: Directory for ``embeddings/`` (encoding) and ``index/`` (index shards).
         model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``); required.
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
-            ``HNSW32``, ``IVF256,PQ16``); sparse and COIL models always use the exact inverted index.
+            ``HNSW32``, ``IVF256,PQ16``), or ``compressed[,bits=2,centroids=N]`` for multi-vector models
+            (PLAID-style: centroid id + residual bits per token); sparse and COIL models always use
+            the exact inverted index.
         num_shards: Index shards (one Ray task each to build, one actor each to serve): the documents
             are split by rows, so any number up to the number of documents works.
         encoding: Ray Data encoding options.

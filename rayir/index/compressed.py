@@ -84,14 +84,35 @@ def build_compressed_shard(
 
 
 @numba.njit(cache=True)
-def _candidates(probes, ivf_offsets, ivf_docs, seen):
-    """The documents of the probed centroids' lists, each once (``seen``: a cleared scratch mask)."""
+def _candidates(centroid_scores, nprobe, ivf_offsets, ivf_docs, seen):
+    """The documents with a token at one of the ``nprobe`` best centroids of some query token (ties:
+    the lower centroid id), each once, ascending (``seen``: a cleared scratch mask)."""
+    queries, centroids = centroid_scores.shape
+    probes = np.empty(queries * nprobe, np.int64)
+    best = np.empty(nprobe, np.float32)
+    for q in range(queries):
+        best[:] = -np.inf
+        chosen = probes[q * nprobe : (q + 1) * nprobe]
+        chosen[:] = -1
+        for c in range(centroids):
+            score = centroid_scores[q, c]
+            if score > best[nprobe - 1]:  # insert, keeping best[] descending
+                slot = nprobe - 1
+                while slot > 0 and score > best[slot - 1]:
+                    best[slot] = best[slot - 1]
+                    chosen[slot] = chosen[slot - 1]
+                    slot -= 1
+                best[slot] = score
+                chosen[slot] = c
     total = 0
     for c in probes:
-        total += ivf_offsets[c + 1] - ivf_offsets[c]
+        if c >= 0:
+            total += ivf_offsets[c + 1] - ivf_offsets[c]
     out = np.empty(total, np.int32)
     n = 0
     for c in probes:
+        if c < 0:
+            continue
         for p in range(ivf_offsets[c], ivf_offsets[c + 1]):
             d = ivf_docs[p]
             if not seen[d]:
@@ -154,7 +175,7 @@ def _decompress(docs, offsets, codes, residuals, centroids, table, normalize):
 
 class CompressedMultiVectorShard:
     """Search options: ``nprobe`` (centroids probed per query token, default 2) and ``ndocs`` (the
-    global candidate budget ranked by exact MaxSim; default ``max(256, 4 * k)``)."""
+    global candidate budget ranked by exact MaxSim; default ``max(64, 2 * k)``)."""
 
     def __init__(self, directory: Path, nprobe: int = 2, ndocs: int | None = None) -> None:
         if nprobe < 1 or (ndocs is not None and ndocs < 1):
@@ -187,14 +208,13 @@ class CompressedMultiVectorShard:
         self._seen = np.zeros(documents, np.bool_)
 
     def search(self, queries: QueryBatch, k: int) -> HitMatrix:
-        budget = self.ndocs or max(256, 4 * k)
+        budget = self.ndocs or max(64, 2 * k)
         hits = HitMatrix.empty(len(queries), min(budget, len(self.ordinals)))
         hits.prefilter, hits.budget = np.full(hits.scores.shape, -np.inf, np.float32), budget
         for row, (vectors, mask) in enumerate(zip(queries.vectors, queries.mask)):
             query = normalized(vectors[mask.astype(bool)], self.meta["normalize"])
             centroid_scores = query @ self.codec.centroids.T  # (Lq, C): the same in every shard
-            probes = np.argpartition(-centroid_scores, self.nprobe - 1, axis=1)[:, : self.nprobe]
-            docs = _candidates(np.unique(probes), self.ivf_offsets, self.ivf_docs, self._seen)
+            docs = _candidates(centroid_scores, self.nprobe, self.ivf_offsets, self.ivf_docs, self._seen)
             if not len(docs):
                 continue
             approx = _centroid_scores(np.ascontiguousarray(centroid_scores.T), self.codes, self.offsets, docs)

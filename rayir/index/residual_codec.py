@@ -32,6 +32,7 @@ from .files import load_array, save_array
 logger = logging.getLogger(__name__)
 
 BITS = (1, 2, 4, 8)
+RESIDUAL_SAMPLE = 131_072  # held-out token residuals the buckets are fitted on (ColBERTv2: at most 50k)
 CODEC_FILES = ("centroids.npy", "cutoffs.npy", "bucket_values.npy")
 
 
@@ -51,7 +52,7 @@ class CodecSettings:
 
     bits: int = 2
     centroids: int = 0
-    sample: int = 32
+    sample: int = 128
     iterations: int = 4
     seed: int = 0
 
@@ -104,31 +105,38 @@ class ResidualCodec:
         cls, sample: np.ndarray, centroids: int, bits: int, normalize: bool, iterations: int, seed: int
     ) -> ResidualCodec:
         """k-means centroids of ``sample`` (already normalised for cosine models), then each
-        dimension's residual buckets (:func:`lloyd_buckets`)."""
+        dimension's residual buckets (:func:`lloyd_buckets`) fitted on a held-out share of it (5%,
+        or up to a fifth for small samples, at most 20,000 then; never more than ``RESIDUAL_SAMPLE``):
+        residuals of the points k-means fitted are smaller than those of unseen tokens, and buckets
+        fitted on them would be too narrow."""
         import faiss
 
         if sample.shape[1] * bits % 8:
             raise ConfigError(f"{sample.shape[1]} dimensions x {bits} bits do not fill whole bytes")
-        kmeans = faiss.Kmeans(
-            sample.shape[1], min(centroids, len(sample)), niter=iterations, seed=seed, spherical=normalize
-        )
-        kmeans.train(sample)
+        order = np.random.default_rng(seed).permutation(len(sample))
+        held_out = min(RESIDUAL_SAMPLE, max(len(sample) // 20, min(len(sample) // 5, 20_000)))
+        fit, held = sample[order[held_out:]], sample[order[:held_out]]
+        kmeans = faiss.Kmeans(fit.shape[1], min(centroids, len(fit)), niter=iterations, seed=seed, spherical=normalize)
+        kmeans.train(fit)
         means = np.ascontiguousarray(kmeans.centroids, np.float32)
-        residuals = sample - means[nearest_centroids(means, sample)]
-        cutoffs, values = lloyd_buckets(residuals, 2**bits)
+        cutoffs, values = lloyd_buckets(held - means[nearest_centroids(means, held)], 2**bits)
         return cls(means, cutoffs, values, normalize)
 
-    def encode(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Centroid ids ``(T,)`` int32 and packed residual buckets ``(T, packed_width)`` uint8."""
+    def encode(self, tokens: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """Centroid ids ``(T,)`` int32 and packed residual buckets ``(T, packed_width)`` uint8,
+        ``chunk`` tokens at a time (the float residuals of a whole shard are never held)."""
         codes = nearest_centroids(self.centroids, tokens)
-        residuals = tokens - self.centroids[codes]
-        buckets = np.empty(residuals.shape, np.uint8)
-        for d in range(self.dim):
-            buckets[:, d] = np.searchsorted(self.cutoffs[d], residuals[:, d], side="right")
+        packed = np.empty((len(tokens), self.packed_width), np.uint8)
         per_byte = 8 // self.bits
-        grouped = buckets.reshape(len(tokens), -1, per_byte).astype(np.uint16)
         shifts = (np.arange(per_byte) * self.bits).astype(np.uint16)
-        return codes, (grouped << shifts).sum(axis=2).astype(np.uint8)
+        for start in range(0, len(tokens), chunk):
+            stop = min(start + chunk, len(tokens))
+            residuals = tokens[start:stop] - self.centroids[codes[start:stop]]
+            buckets = np.empty(residuals.shape, np.uint16)
+            for d in range(self.dim):
+                buckets[:, d] = np.searchsorted(self.cutoffs[d], residuals[:, d], side="right")
+            packed[start:stop] = (buckets.reshape(stop - start, -1, per_byte) << shifts).sum(axis=2)
+        return codes, packed
 
     def byte_table(self) -> np.ndarray:
         """``(packed_width, 256, 8 // bits)``: the residual values a byte at each position decodes to."""

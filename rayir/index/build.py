@@ -125,33 +125,14 @@ def _build_backend(
 
         return build_coil_shard(*coil_arrays(table), doc_ids, ordinals, directory)
     tokens, counts = token_matrix(table)
+    shard = (tokens, counts, doc_ids, ordinals, directory, factory, cosine, config.get("query_aggregation", "sum"))
     if factory.startswith("compressed"):
         from .compressed import CODEC_DIR, build_compressed_shard
 
-        return build_compressed_shard(
-            tokens,
-            counts,
-            doc_ids,
-            ordinals,
-            directory,
-            factory,
-            cosine,
-            config.get("query_aggregation", "sum"),
-            directory.parent / CODEC_DIR,
-        )
+        return build_compressed_shard(*shard, directory.parent / CODEC_DIR)
     from .multivector import build_multivector_shard
 
-    return build_multivector_shard(
-        tokens,
-        counts,
-        doc_ids,
-        ordinals,
-        directory,
-        factory,
-        cosine,
-        config.get("query_aggregation", "sum"),
-        threads=threads,
-    )
+    return build_multivector_shard(*shard, threads=threads)
 
 
 def _train_codec(

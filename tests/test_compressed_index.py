@@ -13,7 +13,7 @@ import pytest
 from rayir.encode.formats import SCHEMAS
 from rayir.errors import ConfigError
 from rayir.index import QueryBatch, build_index, load_shard, merge_hits
-from rayir.index.compressed import CompressedMultiVectorShard
+from rayir.index.compressed import CompressedMultiVectorShard, _decompress
 from rayir.index.manifest import read_doc_table, read_index_manifest
 from rayir.index.residual_codec import CodecSettings, ResidualCodec, default_centroids
 from rayir.integrity import verify_files
@@ -134,6 +134,15 @@ def test_codec_round_trip_against_a_by_hand_decoder():
                 by_hand[t, d] = codec.centroids[codes[t], d] + codec.bucket_values[d, bucket]
         np.testing.assert_array_equal(codec.decode(codes, packed), by_hand)
         errors.append(np.linalg.norm(codec.decode(codes, packed) - sample[:50], axis=1).mean())
+        for normalize in (False, True):  # the search kernel reads back the same vectors
+            codec.normalize = normalize
+            offsets = np.asarray([0, 20, 50], np.int64)
+            kernel, starts = _decompress(
+                np.asarray([1, 0], np.int32), offsets, codes, packed, codec.centroids, codec.byte_table(), normalize
+            )
+            np.testing.assert_allclose(kernel, codec.decode(codes, packed)[np.r_[20:50, 0:20]], rtol=1e-5, atol=1e-6)
+            assert starts.tolist() == [0, 30, 50]
+        codec.normalize = False
     assert errors == sorted(errors, reverse=True)  # more bits, closer vectors
     assert errors[-1] < 0.02 * np.linalg.norm(sample[:50], axis=1).mean()  # 256 levels: nearly the vectors
 

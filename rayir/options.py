@@ -49,7 +49,8 @@ class ServingOptions:
     """How index shards are served (see ``rayir.Searcher``).
 
     Args:
-        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``).
+        shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``,
+            ``ndocs``; pruned sparse: ``query_terms``, ``candidates``).
         cpus_per_shard: CPUs reserved per shard actor (0: no reservation, so any number of shards
             fits a small machine).
         threads_per_shard: Faiss / torch threads per shard worker (default: the libraries' own).

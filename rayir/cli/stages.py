@@ -105,6 +105,15 @@ def encode(
     )
 
 
+def _factory_for(mode: str, factory: str) -> str:
+    """The factory the index builder gets: sparse models take ``pruned[,…]`` or else the exact
+    inverted index, as COIL models always do (a Faiss string such as the default ``Flat`` has no
+    meaning for them)."""
+    if mode == "sparse" and factory.startswith("pruned"):
+        return factory
+    return "inverted" if mode in ("sparse", "coil") else factory
+
+
 def index(
     corpus: str,
     output: str,
@@ -124,8 +133,9 @@ def index(
         model: A bi-encoder checkpoint directory, ``pkg:<module>``, or a lexical model (``bm25``); required.
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
             ``HNSW32``, ``IVF256,PQ16``), or ``compressed[,bits=2,centroids=N]`` for multi-vector models
-            (PLAID-style: centroid id + residual bits per token); sparse and COIL models always use
-            the exact inverted index.
+            (PLAID-style: centroid id + residual bits per token); sparse models use the exact
+            inverted index, or ``pruned[,postings=N]`` (approximate: each term's N best postings
+            index-wide); COIL models always use the exact inverted index.
         num_shards: Index shards (one Ray task each to build, one actor each to serve): the documents
             are split by rows, so any number up to the number of documents works.
         encoding: Ray Data encoding options.
@@ -156,7 +166,7 @@ def index(
         out / "embeddings",
         out / "index",
         num_shards=num_shards,
-        factory="inverted" if encoded.manifest["mode"] in ("sparse", "coil") else factory,
+        factory=_factory_for(encoded.manifest["mode"], factory),
         overwrite=True,
         in_process=in_process,
     )

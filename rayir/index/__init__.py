@@ -1,5 +1,5 @@
-"""Index backends (Faiss dense, exact sparse inverted, multi-vector, compressed multi-vector, COIL) and the
-sharded index builder.
+"""Index backends (Faiss dense, exact sparse inverted, pruned sparse, multi-vector, compressed
+multi-vector, COIL) and the sharded index builder.
 
 Modules by concern: ``queries`` (what a shard searches), ``hits`` (what it answers, and the
 merge), ``files`` (the shard files all backends share), ``faiss_utils``, ``manifest`` (the index
@@ -21,6 +21,7 @@ BACKENDS = {
     "multi_vector": (".multivector", "MultiVectorShard"),
     "coil": (".coil", "CoilShard"),
     "compressed_multi_vector": (".compressed", "CompressedMultiVectorShard"),
+    "pruned_sparse": (".pruned", "PrunedSparseShard"),
 }
 
 
@@ -36,7 +37,7 @@ def load_shard(
     ``files`` (the shard's checksums from the index manifest) are verified before anything is read;
     ``index_documents`` bounds the shard's ordinals. ``options``: ``nprobe`` / ``ef_search``
     (dense), ``candidates_per_token`` / ``nprobe`` (multi-vector), ``nprobe`` / ``ndocs`` (compressed
-    multi-vector); none for sparse.
+    multi-vector), ``query_terms`` / ``candidates`` (pruned sparse); none for the exact sparse index.
     """
     import inspect
     from importlib import import_module

@@ -115,6 +115,11 @@ def _build_backend(
         from .dense import build_dense_shard
 
         return build_dense_shard(dense_matrix(table), doc_ids, ordinals, directory, factory, cosine, threads=threads)
+    if mode == "sparse" and factory.startswith("pruned"):
+        from .pruned import CUTOFFS_DIR, build_pruned_shard
+
+        rows = (*sparse_rows(table), doc_ids, ordinals, directory, manifest["dim"])
+        return build_pruned_shard(*rows, factory, directory.parent / CUTOFFS_DIR)
     if mode == "sparse":
         from .sparse import build_sparse_shard
 
@@ -156,6 +161,16 @@ def _train_codec(
     return codec
 
 
+def _term_cutoffs(run: Any, embeddings_dir: Path, index_dir: Path, manifest: dict[str, Any], factory: str) -> dict:
+    """The pruned sparse index's per-term cut-offs, computed in one task over every embedding file
+    (:func:`.pruned.term_cutoffs`) before any shard is built."""
+    from .pruned import CUTOFFS_DIR, term_cutoffs
+
+    job = (str(embeddings_dir), manifest["shards"], str(index_dir / CUTOFFS_DIR), factory, manifest["dim"])
+    [pruning] = run.map_tasks(term_cutoffs, [job])
+    return pruning
+
+
 def _index_level_checksums(index_dir: Path, query_files: str | None) -> dict[str, Any]:
     """Checksums of the files outside the shards: the doc-id table and the query encoder's files."""
     files = {DOC_TABLE: file_checksum(index_dir / DOC_TABLE)}
@@ -177,20 +192,27 @@ def build_index(
 
     ``factory`` is a Faiss index factory string for dense and multi-vector embeddings (``Flat``,
     ``IVF1024,Flat``, ``HNSW32``, ``IVF1024,PQ32``...), or for multi-vector embeddings
-    ``compressed[,bits=2,centroids=N,…]`` (:mod:`.compressed`, PLAID-style); sparse embeddings always get the exact
-    inverted index and take ``factory="inverted"``, as do COIL embeddings (exact per-term lists of
-    token vectors). ``in_process=True`` builds the shards one after
-    another in this process, without Ray (small indexes).
+    ``compressed[,bits=2,centroids=N,…]`` (:mod:`.compressed`, PLAID-style). Sparse embeddings get
+    the exact inverted index with ``factory="inverted"`` or the approximate ``pruned[,postings=N]``
+    (:mod:`.pruned`); COIL embeddings take ``inverted`` (exact per-term lists of token vectors).
+    ``in_process=True`` builds the shards one after another in this process, without Ray (small
+    indexes).
     """
     embeddings_dir, index_dir = Path(embeddings_dir), Path(index_dir)
     manifest = read_manifest(embeddings_dir)
-    inverted = manifest["mode"] in ("sparse", "coil")
+    pruned = manifest["mode"] == "sparse" and factory.startswith("pruned")
+    inverted = manifest["mode"] in ("sparse", "coil") and not pruned
     if inverted and factory not in ("inverted", "Flat"):
         raise ValueError(
-            f"{manifest['mode']} embeddings use the exact inverted index; factory={factory!r} does not apply"
+            f"{manifest['mode']} embeddings use the exact inverted index or, sparse only, "
+            f"'pruned[,postings=N]'; factory={factory!r} does not apply"
         )
     compressed = manifest["mode"] == "multi_vector" and factory.startswith("compressed")
-    if inverted:
+    if pruned:
+        from .pruned import PruningSettings
+
+        PruningSettings.parse(factory)  # refuse a bad setting before any task starts
+    elif inverted:
         factory = "inverted"
     elif compressed:
         from .residual_codec import CodecSettings
@@ -213,6 +235,7 @@ def build_index(
         codec = (
             _train_codec(run, embeddings_dir, index_dir, manifest, factory, threads_per_shard) if compressed else None
         )
+        pruning = _term_cutoffs(run, embeddings_dir, index_dir, manifest, factory) if pruned else None
         jobs = [
             (
                 str(embeddings_dir),
@@ -230,6 +253,10 @@ def build_index(
             from .compressed import CODEC_DIR
 
             shutil.rmtree(index_dir / CODEC_DIR)  # every shard holds its copy
+        if pruned:
+            from .pruned import CUTOFFS_DIR
+
+            shutil.rmtree(index_dir / CUTOFFS_DIR)  # every shard holds its copy
         built = sum(m["documents"] for m in metas)
         if not documents == built == manifest["documents"]:
             raise RuntimeError(
@@ -259,6 +286,7 @@ def build_index(
             },
             "model_config": manifest["model_config"],
             **({"codec": codec} if codec else {}),
+            **({"pruning": pruning} if pruning else {}),
             "build_seconds": round(time.perf_counter() - started, 3),
         }
         write_index_manifest(index_dir, index_manifest)

@@ -127,3 +127,18 @@ def fit_steps(module, train, steps: int = 2, batch_size: int = 4):
     trainer = quiet_trainer(max_steps=steps, limit_val_batches=0)
     trainer.fit(module, datamodule=RankDataModule(train=train, batch_size=batch_size))
     return trainer
+
+
+def search_index(index_dir: Path, queries, k: int = 10, **options):
+    """Every query of ``queries`` (a ``QueryBatch``) against every shard of an index, merged as the
+    coordinator merges (checksums verified): a ``SearchResult``."""
+    from rayir.index import load_shard, merge_hits
+    from rayir.index.manifest import read_doc_table, read_index_manifest
+    from rayir.serve.results import SearchResult
+
+    manifest = read_index_manifest(index_dir)
+    shards = [
+        load_shard(index_dir / s["dir"], s["files"], manifest["documents"], **options) for s in manifest["shards"]
+    ]
+    hits = merge_hits([s.search(queries, k) for s in shards], k)
+    return SearchResult([str(i) for i in range(len(queries))], hits, read_doc_table(index_dir))

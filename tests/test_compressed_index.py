@@ -12,12 +12,13 @@ import pytest
 
 from rayir.encode.formats import SCHEMAS
 from rayir.errors import ConfigError
-from rayir.index import QueryBatch, build_index, load_shard, merge_hits
+from rayir.index import QueryBatch, build_index, load_shard
 from rayir.index.compressed import CompressedMultiVectorShard, _decompress
-from rayir.index.manifest import read_doc_table, read_index_manifest
+from rayir.index.manifest import read_index_manifest
 from rayir.index.residual_codec import CodecSettings, ResidualCodec, default_centroids
 from rayir.integrity import verify_files
 from rayir.serve.results import SearchResult
+from tests.conftest import search_index
 
 DIM = 64
 K = 10
@@ -98,15 +99,6 @@ def exact_top(docs: list[np.ndarray], doc_ids: list[str], queries: QueryBatch, k
     return ranked
 
 
-def search(index_dir, queries: QueryBatch, k: int = K, **options) -> SearchResult:
-    manifest = read_index_manifest(index_dir)
-    shards = [
-        load_shard(index_dir / s["dir"], s["files"], manifest["documents"], **options) for s in manifest["shards"]
-    ]
-    hits = merge_hits([s.search(queries, k) for s in shards], k)
-    return SearchResult([str(i) for i in range(len(queries))], hits, read_doc_table(index_dir))
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     directory = tmp_path_factory.mktemp("generated")
@@ -164,19 +156,19 @@ def test_recall_against_exact_maxsim_and_the_same_runs_at_1_2_4_shards(generated
         )
         assert manifest["codec"]["centroids"] == default_centroids(sum(map(len, docs))) == 2048
         assert manifest["documents"] == 2000
-        runs[shards] = search(directory / f"idx{shards}", queries)
+        runs[shards] = search_index(directory / f"idx{shards}", queries)
 
     def recall(run: SearchResult) -> float:
         return float(np.mean([len(set(got) & set(want)) / K for got, want in zip(run.doc_ids, expected)]))
 
     assert recall(runs[1]) >= 0.9, recall(runs[1])  # 0.93 when written (2 bits)
     build_index(directory / "enc", directory / "idx-4bit", factory="compressed,bits=4", in_process=True)
-    assert recall(search(directory / "idx-4bit", queries)) >= max(0.95, recall(runs[1]))  # 0.9575
+    assert recall(search_index(directory / "idx-4bit", queries)) >= max(0.95, recall(runs[1]))  # 0.9575
     for shards in (2, 4):
         assert runs[shards].doc_ids == runs[1].doc_ids
         np.testing.assert_allclose(runs[shards].scores, runs[1].scores, rtol=1e-6)
     # Per-shard budgets would differ: a small budget at 4 shards then shows what the merge prevents.
-    small = {s: search(directory / f"idx{s}", queries, ndocs=12) for s in (1, 4)}
+    small = {s: search_index(directory / f"idx{s}", queries, ndocs=12) for s in (1, 4)}
     assert small[4].doc_ids == small[1].doc_ids
     index = CompressedMultiVectorShard(directory / "idx4" / "shard-0000", ndocs=12)
     assert index.search(queries, K).width == 12

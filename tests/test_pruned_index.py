@@ -13,11 +13,12 @@ import pytest
 
 from rayir.encode.formats import SCHEMAS
 from rayir.errors import ConfigError
-from rayir.index import QueryBatch, build_index, load_shard, merge_hits
-from rayir.index.manifest import read_doc_table, read_index_manifest
+from rayir.index import QueryBatch, build_index, load_shard
+from rayir.index.manifest import read_index_manifest
 from rayir.index.pruned import PrunedSparseShard, PruningSettings
 from rayir.integrity import verify_files
 from rayir.serve.results import SearchResult
+from tests.conftest import search_index
 
 VOCAB = 5000
 K = 10
@@ -89,15 +90,6 @@ def write_sparse_embeddings(directory, doc_ids, docs, per_file: int = 1500) -> N
     (directory / "manifest.json").write_text(json.dumps(manifest))
 
 
-def search(index_dir, queries: QueryBatch, k: int = K, **options) -> SearchResult:
-    manifest = read_index_manifest(index_dir)
-    shards = [
-        load_shard(index_dir / s["dir"], s["files"], manifest["documents"], **options) for s in manifest["shards"]
-    ]
-    hits = merge_hits([s.search(queries, k) for s in shards], k)
-    return SearchResult([str(i) for i in range(len(queries))], hits, read_doc_table(index_dir))
-
-
 def recall(run: SearchResult, reference: SearchResult) -> float:
     return float(np.mean([len(set(a) & set(b)) / max(len(b), 1) for a, b in zip(run.doc_ids, reference.doc_ids)]))
 
@@ -123,14 +115,17 @@ def test_most_exact_setting_equals_the_exact_index_on_a_generated_collection(gen
     directory, _, _, queries = generated
     build_index(directory / "enc", directory / "all", factory="pruned,postings=0", num_shards=3, in_process=True)
     for k in (10, 100):
-        exact, pruned = search(directory / "exact", queries, k), search(directory / "all", queries, k, **EXACT)
+        exact, pruned = (
+            search_index(directory / "exact", queries, k),
+            search_index(directory / "all", queries, k, **EXACT),
+        )
         assert pruned.doc_ids == exact.doc_ids
         np.testing.assert_array_equal(pruned.scores, exact.scores)  # bit for bit
 
 
 def test_defaults_recall_and_the_same_runs_at_1_2_4_shards(generated):
     directory, _, _, queries = generated
-    exact = search(directory / "exact", queries)
+    exact = search_index(directory / "exact", queries)
     runs = {}
     for shards in (1, 2, 4):
         manifest = build_index(
@@ -142,19 +137,19 @@ def test_defaults_recall_and_the_same_runs_at_1_2_4_shards(generated):
         )
         assert manifest["pruning"]["postings"] == 400 and manifest["pruning"]["terms_cut"] > 0
         assert all(s["list_postings"] > 2 * s["blocks"] > 0 for s in manifest["shards"])
-        runs[shards] = search(directory / f"p{shards}", queries)
+        runs[shards] = search_index(directory / f"p{shards}", queries)
     assert recall(runs[1], exact) >= 0.95, recall(runs[1], exact)
     for shards in (2, 4):
         assert runs[shards].doc_ids == runs[1].doc_ids
         np.testing.assert_array_equal(runs[shards].scores, runs[1].scores)
     # Fewer lists lose recall, and still give the same run at any shard count: the answer is the
     # exact top-k of the documents in those lists, however the shards cut them into blocks.
-    narrow = {s: search(directory / f"p{s}", queries, query_terms=2) for s in (1, 4)}
+    narrow = {s: search_index(directory / f"p{s}", queries, query_terms=2) for s in (1, 4)}
     assert narrow[4].doc_ids == narrow[1].doc_ids
     assert recall(narrow[1], exact) < recall(runs[1], exact)
-    assert recall(search(directory / "p1", queries, bound_scale=0.3), exact) < recall(runs[1], exact)
+    assert recall(search_index(directory / "p1", queries, bound_scale=0.3), exact) < recall(runs[1], exact)
     # Every score returned is the document's exact score.
-    wide = search(directory / "exact", queries, 1000)
+    wide = search_index(directory / "exact", queries, 1000)
     exact_scores = {
         (row, d): s for row, (ids, sc) in enumerate(zip(wide.doc_ids, wide.scores)) for d, s in zip(ids, sc)
     }

@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError, IntegrityError
 from .checks import check_array, check_finite, check_offsets, check_range
+from .factory import integer_settings
 from .files import finish_shard, load_array, load_meta, load_ordinals, save_array
 from .hits import HitMatrix
 from .queries import QueryBatch
@@ -74,18 +75,7 @@ class PruningSettings:
 
     @classmethod
     def parse(cls, factory: str) -> PruningSettings:
-        name, *parts = [p.strip() for p in factory.split(",")]
-        if name != "pruned":
-            raise ConfigError(f"factory {factory!r} is not a pruned sparse index ('pruned[,name=value…]')")
-        values: dict[str, int] = {}
-        for part in parts:
-            key, _, value = part.partition("=")
-            if key not in cls.__dataclass_fields__ or not value.strip().isdigit():
-                raise ConfigError(
-                    f"factory {factory!r}: {part!r}; expected name=integer, "
-                    f"name one of {sorted(cls.__dataclass_fields__)}"
-                )
-            values[key] = int(value)
+        values = integer_settings(factory, "pruned", cls.__dataclass_fields__)
         settings = cls(**values)
         if settings.block < 1 or settings.summary < 1:
             raise ConfigError(f"factory {factory!r}: block and summary must be >= 1")
@@ -273,8 +263,7 @@ class PrunedSparseShard:
     def search(self, queries: QueryBatch, k: int) -> HitMatrix:
         from .pruned_kernel import search_blocks
 
-        if len(queries.terms) and int(queries.terms.max()) >= self.vocab:
-            raise ValueError(f"query term id {int(queries.terms.max())} outside the index vocabulary ({self.vocab})")
+        queries.check_vocabulary(self.vocab)
         if len(queries.weights) and float(queries.weights.min()) < 0:
             raise ValueError("a pruned sparse index takes non-negative query weights")
         rows, k = len(queries), max(0, min(k, len(self.ordinals)))

@@ -57,6 +57,12 @@ class QueryBatch:
         weights = np.concatenate([w for _, w in rows]).astype(np.float32) if rows else np.zeros(0, np.float32)
         return cls(indptr=indptr, terms=terms, weights=weights)
 
+    def check_vocabulary(self, vocab: int) -> None:
+        """Sparse queries: every term id must lie in the index's ``vocab`` (compiled kernels index
+        without bounds checks)."""
+        if len(self.terms) and int(self.terms.max()) >= vocab:
+            raise ValueError(f"query term id {int(self.terms.max())} outside the index vocabulary ({vocab})")
+
     def rows(self, start: int, stop: int) -> QueryBatch:
         """Queries ``start:stop`` as their own batch."""
         if self.vectors is not None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, IntegrityError
 from .checks import check_array, check_finite
+from .factory import integer_settings
 from .files import load_array, save_array
 
 logger = logging.getLogger(__name__)
@@ -58,20 +59,7 @@ class CodecSettings:
 
     @classmethod
     def parse(cls, factory: str) -> CodecSettings:
-        name, *parts = [p.strip() for p in factory.split(",")]
-        if name != "compressed":
-            raise ConfigError(
-                f"factory {factory!r} is not a compressed multi-vector index ('compressed[,name=value…]')"
-            )
-        values: dict[str, int] = {}
-        for part in parts:
-            key, _, value = part.partition("=")
-            if key not in cls.__dataclass_fields__ or not value.strip().isdigit():
-                raise ConfigError(
-                    f"factory {factory!r}: {part!r}; expected name=integer, "
-                    f"name one of {sorted(cls.__dataclass_fields__)}"
-                )
-            values[key] = int(value)
+        values = integer_settings(factory, "compressed", cls.__dataclass_fields__)
         settings = cls(**values)
         if settings.bits not in BITS:
             raise ConfigError(f"factory {factory!r}: bits must be one of {BITS}")

@@ -88,9 +88,7 @@ class SparseShard:
         return dense_row, np.ascontiguousarray(columns)
 
     def search(self, queries: QueryBatch, k: int) -> HitMatrix:
-        vocab = self.meta["vocab_size"]
-        if len(queries.terms) and int(queries.terms.max()) >= vocab:
-            raise ValueError(f"query term id {int(queries.terms.max())} outside the index vocabulary ({vocab})")
+        queries.check_vocabulary(self.meta["vocab_size"])
         n, k = len(queries), max(0, min(k, len(self.ordinals)))
         positions = np.zeros((n, k), np.int64)
         scores = np.zeros((n, k), np.float32)

@@ -1,6 +1,6 @@
 """The pruned sparse index's kernels (numba): each term's largest weights over the collection (the
-build's cut-offs), and search: head scores over pruned lists, then exact scores from the forward
-index for the best candidates. See :mod:`.pruned` for the design."""
+build's cut-offs), the blocks and their summary bounds, and search: blocks read best bound first,
+their documents scored exactly from the forward index. See :mod:`.pruned` for the design."""
 
 from __future__ import annotations
 
@@ -31,25 +31,21 @@ def merge_top_weights(kept_indptr, kept, new_indptr, new, keep):
 
 
 @numba.njit(cache=True, nogil=True)
-def split_blocks(list_indptr, clusters_of_postings, block):
-    """Blocks of each term's list (its postings already ordered by cluster): a block ends where the
-    cluster changes or after ``block`` postings. Returns ``block_indptr`` (term -> its blocks) and
+def split_blocks(list_indptr, labels, block):
+    """Blocks of each term's list (its postings already ordered by group ``labels``): a block ends
+    where the group changes or after ``block`` postings. Returns ``block_indptr`` (term -> its blocks) and
     ``block_starts`` (block -> its postings)."""
     terms = len(list_indptr) - 1
-    starts = np.empty(len(clusters_of_postings) + 1, np.int64)
+    starts = np.empty(len(labels) + 1, np.int64)
     block_indptr = np.zeros(terms + 1, np.int64)
     n = 0
     for t in range(terms):
         for p in range(list_indptr[t], list_indptr[t + 1]):
-            if (
-                p == list_indptr[t]
-                or clusters_of_postings[p] != clusters_of_postings[p - 1]
-                or p - starts[n - 1] >= block
-            ):
+            if p == list_indptr[t] or labels[p] != labels[p - 1] or p - starts[n - 1] >= block:
                 starts[n] = p
                 n += 1
         block_indptr[t + 1] = n
-    starts[n] = len(clusters_of_postings)
+    starts[n] = len(labels)
     return block_indptr, starts[: n + 1].copy()
 
 

@@ -50,7 +50,7 @@ class ServingOptions:
 
     Args:
         shard_options: Backend search options (``nprobe``, ``ef_search``, ``candidates_per_token``,
-            ``ndocs``; pruned sparse: ``query_terms``, ``candidates``).
+            ``ndocs``; pruned sparse: ``query_terms``, ``heap_factor``).
         cpus_per_shard: CPUs reserved per shard actor (0: no reservation, so any number of shards
             fits a small machine).
         threads_per_shard: Faiss / torch threads per shard worker (default: the libraries' own).

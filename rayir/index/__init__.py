@@ -37,7 +37,7 @@ def load_shard(
     ``files`` (the shard's checksums from the index manifest) are verified before anything is read;
     ``index_documents`` bounds the shard's ordinals. ``options``: ``nprobe`` / ``ef_search``
     (dense), ``candidates_per_token`` / ``nprobe`` (multi-vector), ``nprobe`` / ``ndocs`` (compressed
-    multi-vector), ``query_terms`` / ``candidates`` (pruned sparse); none for the exact sparse index.
+    multi-vector), ``query_terms`` / ``heap_factor`` (pruned sparse); none for the exact sparse index.
     """
     import inspect
     from importlib import import_module

@@ -119,7 +119,7 @@ def _build_backend(
         from .pruned import CUTOFFS_DIR, build_pruned_shard
 
         rows = (*sparse_rows(table), doc_ids, ordinals, directory, manifest["dim"])
-        return build_pruned_shard(*rows, factory, directory.parent / CUTOFFS_DIR)
+        return build_pruned_shard(*rows, factory, directory.parent / CUTOFFS_DIR, threads)
     if mode == "sparse":
         from .sparse import build_sparse_shard
 

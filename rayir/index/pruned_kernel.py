@@ -1,6 +1,7 @@
 """The pruned sparse index's kernels (numba): each term's largest weights over the collection (the
-build's cut-offs), the blocks and their summary bounds, and search: blocks read best bound first,
-their documents scored exactly from the forward index. See :mod:`.pruned` for the design."""
+build's cut-offs), the blocks and their summaries (kept per list as a small inverted index of 8-bit
+values), and search: blocks chosen by their summary scores, their documents scored exactly from the
+forward index. See :mod:`.pruned` for the design."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def split_blocks(list_indptr, labels, block):
 @numba.njit(cache=True, nogil=True)
 def document_heads(doc_indptr, doc_terms, doc_weights, keep):
     """Each document's ``keep`` largest coordinates (CSR) and the largest one left out (0 if none):
-    summaries are built from these, so their cost does not grow with the documents' lengths."""
+    summaries are built from these, so their cost does not grow with the documents' lengths (a
+    random model's "sparse" vectors can hold the whole vocabulary)."""
     docs = len(doc_indptr) - 1
     indptr = np.zeros(docs + 1, np.int64)
     for d in range(docs):
@@ -75,22 +77,26 @@ def document_heads(doc_indptr, doc_terms, doc_weights, keep):
 
 
 @numba.njit(cache=True, nogil=True)
-def block_summaries(block_starts, list_docs, head_indptr, head_terms, head_weights, head_rest, vocab, keep):
-    """Each block's summary: the coordinate-wise maximum of its documents' heads (their largest
-    coordinates, :func:`document_heads`), cut to its ``keep`` largest coordinates (``terms`` /
-    ``values``, CSR by block), plus ``rest``, the largest coordinate of any member left out of the
-    summary (cut here or outside the member's head; 0 if none). So ``q . summary + rest * (|q|_1 -
-    q's weight on the summary's terms)`` bounds every member's score from above for any
-    non-negative query ``q``."""
-    blocks = len(block_starts) - 1
+def block_summaries(
+    first, last, block_starts, list_docs, head_indptr, head_terms, head_weights, head_rest, vocab, energy, cap
+):
+    """Summaries of blocks ``first`` to ``last - 1``: the coordinate-wise maximum of the members'
+    heads (:func:`document_heads`), cut to its largest coordinates until they hold ``energy`` (a
+    share) of its mass (the coordinate that crosses it and any equal to it included), at most
+    ``cap`` of them. Returns the summaries as CSR by block (``indptr`` from 0, ``terms``,
+    ``values``) and ``rest``: the largest coordinate of any member left out (cut here or outside
+    its head; 0 if none), which bounds every member's weight on a term the summary leaves out."""
+    blocks = last - first
     dense = np.zeros(vocab, np.float32)
     touched = np.empty(vocab, np.int64)
+    capacity = max(blocks * 32, 64)
+    terms = np.empty(capacity, np.int32)
+    values = np.empty(capacity, np.float32)
     indptr = np.zeros(blocks + 1, np.int64)
-    terms = np.empty(blocks * keep, np.int32)
-    values = np.empty(blocks * keep, np.float32)
     rest = np.zeros(blocks, np.float32)
     n_out = 0
-    for b in range(blocks):
+    for i in range(blocks):
+        b = first + i
         n = 0
         left_out = np.float32(0.0)
         for p in range(block_starts[b], block_starts[b + 1]):
@@ -104,29 +110,169 @@ def block_summaries(block_starts, list_docs, head_indptr, head_terms, head_weigh
                         n += 1
                     dense[t] = w
         found = touched[:n]
-        cut = np.float32(0.0)
-        if n > keep:
-            cut = -np.partition(-dense[found], keep)[keep]  # the (keep+1)-th largest: the largest cut away
-        for j in found:
-            if dense[j] > cut and indptr[b] + keep > n_out:
-                terms[n_out] = j
-                values[n_out] = dense[j]
+        ascending = np.sort(dense[found])
+        until = np.float64(ascending.sum()) * energy
+        mass, threshold = 0.0, np.float32(0.0)
+        for j in range(n - 1, max(n - cap, 0) - 1, -1):
+            mass += ascending[j]
+            threshold = ascending[j]
+            if mass >= until:
+                break
+        if n_out + n > capacity:
+            capacity = max(2 * capacity, n_out + n)
+            terms = np.concatenate((terms[:n_out], np.empty(capacity - n_out, np.int32)))
+            values = np.concatenate((values[:n_out], np.empty(capacity - n_out, np.float32)))
+        for t in found:
+            w = dense[t]
+            if w >= threshold:
+                terms[n_out] = t
+                values[n_out] = w
                 n_out += 1
-            dense[j] = 0.0
-        rest[b] = max(cut, left_out)
-        indptr[b + 1] = n_out
+            elif w > left_out:
+                left_out = w
+            dense[t] = 0.0
+        rest[i] = left_out
+        indptr[i + 1] = n_out
     return indptr, terms[:n_out].copy(), values[:n_out].copy(), rest
 
 
 @numba.njit(cache=True, nogil=True)
-def _head_terms(terms, weights, limit):
-    """Positions (into ``terms``) of the query's ``limit`` heaviest terms (all when ``limit`` is 0
-    or at least the query's length; equal weights: the lower term id)."""
-    n = len(terms)
-    by_id = np.argsort(terms, kind="mergesort")
-    if limit <= 0 or limit >= n:
-        return by_id
-    return by_id[np.argsort(-weights[by_id], kind="mergesort")][:limit]
+def invert_summaries(block_indptr, summary_indptr, summary_terms, summary_values, block_dtype):
+    """The summaries of each term's blocks as a small inverted index, so that scoring a list's
+    blocks costs only the entries of the query's terms: ``term_indptr`` (term -> its distinct
+    summary terms), ``summary_terms`` (ascending within a term), ``entry_indptr`` (summary term ->
+    its entries), ``entry_blocks`` (the block, counted within the list) and ``entry_values``
+    (uint8). A block's values are ``ceil(value / scale)`` with ``scale`` (``block_scales``) its
+    largest value / 255, so ``entry value x scale`` never falls below the value (beyond float
+    rounding)."""
+    lists, blocks = len(block_indptr) - 1, len(summary_indptr) - 1
+    scales = np.ones(blocks, np.float32)
+    for b in range(blocks):
+        top = np.float32(0.0)
+        for e in range(summary_indptr[b], summary_indptr[b + 1]):
+            top = max(top, summary_values[e])
+        if top > 0:
+            scales[b] = top / np.float32(255.0)
+    entries = len(summary_terms)
+    entry_blocks = np.empty(entries, block_dtype)
+    entry_values = np.empty(entries, np.uint8)
+    distinct = np.empty(entries, np.int32)
+    entry_indptr = np.zeros(entries + 1, np.int64)
+    term_indptr = np.zeros(lists + 1, np.int64)
+    n = 0
+    for t in range(lists):
+        first_block, last_block = block_indptr[t], block_indptr[t + 1]
+        lo, hi = summary_indptr[first_block], summary_indptr[last_block]
+        owner = np.empty(hi - lo, np.int64)
+        for b in range(first_block, last_block):
+            owner[summary_indptr[b] - lo : summary_indptr[b + 1] - lo] = b
+        order = np.argsort(summary_terms[lo:hi], kind="mergesort")
+        for i in range(hi - lo):
+            e, b = lo + order[i], owner[order[i]]
+            if i == 0 or summary_terms[e] != distinct[n - 1]:
+                distinct[n] = summary_terms[e]
+                entry_indptr[n] = lo + i
+                n += 1
+            entry_blocks[lo + i] = b - first_block
+            entry_values[lo + i] = np.uint8(min(np.ceil(summary_values[e] / scales[b]), 255.0))
+        term_indptr[t + 1] = n
+    entry_indptr[n] = entries
+    return term_indptr, distinct[:n].copy(), entry_indptr[: n + 1].copy(), entry_blocks, entry_values, scales
+
+
+@numba.njit(cache=True, nogil=True)
+def _list_scores(t, q_terms, q_weights, dense_query, block_indptr, summaries, dots, covered):
+    """Each block of term ``t``'s list: the query (``q_terms`` ascending, also scattered in
+    ``dense_query``) against its summary (``dots``, in 8-bit units) and the query weight on the
+    summary's terms (``covered``). Walks the shorter side: the list's summary terms, looked up in
+    the dense query, or the query's terms, each found among them by binary search; either way the
+    entries are added in term order."""
+    term_indptr, summary_terms, entry_indptr, entry_blocks, entry_values = summaries
+    blocks = block_indptr[t + 1] - block_indptr[t]
+    dots[:blocks] = 0.0
+    covered[:blocks] = 0.0
+    at, end = term_indptr[t], term_indptr[t + 1]
+    if end - at <= len(q_terms):
+        for position in range(at, end):
+            w = dense_query[summary_terms[position]]
+            if w > 0:
+                for e in range(entry_indptr[position], entry_indptr[position + 1]):
+                    dots[entry_blocks[e]] += entry_values[e] * w
+                    covered[entry_blocks[e]] += w
+        return blocks
+    for j in range(len(q_terms)):
+        lo, hi = at, end
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if summary_terms[mid] < q_terms[j]:
+                lo = mid + 1
+            else:
+                hi = mid
+        at = lo
+        if at == end:
+            break
+        if summary_terms[at] == q_terms[j] and q_weights[j] > 0:
+            w = q_weights[j]
+            for e in range(entry_indptr[at], entry_indptr[at + 1]):
+                dots[entry_blocks[e]] += entry_values[e] * w
+                covered[entry_blocks[e]] += w
+    return blocks
+
+
+@numba.njit(cache=True, nogil=True)
+def _score(d, dense_query, doc_indptr, doc_terms, doc_weights):
+    """Document ``d``'s exact score: its forward row against the dense query, in term-id order
+    (the exact kernel's order and float)."""
+    s = np.float32(0.0)
+    for r in range(doc_indptr[d], doc_indptr[d + 1]):
+        s += dense_query[doc_terms[r]] * doc_weights[r]
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _offer(s, d, found, k, positions, scores, ordinals):
+    """Insert document ``d`` with score ``s`` into the running top ``k`` (best first, equal scores
+    by ordinal); returns how many it now holds."""
+    if s <= 0:
+        return found
+    if found == k and (s < scores[k - 1] or (s == scores[k - 1] and ordinals[d] > ordinals[positions[k - 1]])):
+        return found
+    slot = found if found < k else k - 1
+    while slot > 0 and (
+        scores[slot - 1] < s or (scores[slot - 1] == s and ordinals[positions[slot - 1]] > ordinals[d])
+    ):
+        scores[slot] = scores[slot - 1]
+        positions[slot] = positions[slot - 1]
+        slot -= 1
+    scores[slot] = s
+    positions[slot] = d
+    return found + 1 if found < k else found
+
+
+@numba.njit(cache=True, nogil=True)
+def _read_block(blk, query, found, k, lists, seen, dense_query, positions, scores):
+    """Score every not yet seen document of block ``blk`` (``seen[d] == query`` marks them);
+    ``lists``: ``(block_starts, list_docs, forward, ordinals)``."""
+    block_starts, list_docs, forward, ordinals = lists
+    doc_indptr, doc_terms, doc_weights = forward
+    # First touch two places of every member's row, so their cache misses overlap instead of
+    # coming one document at a time (numba has no prefetch); the sum keeps the loads alive.
+    touched = np.float32(0.0)
+    for p in range(block_starts[blk], block_starts[blk + 1]):
+        d = list_docs[p]
+        if seen[d] != query and doc_indptr[d + 1] > doc_indptr[d]:
+            middle = (doc_indptr[d] + doc_indptr[d + 1]) >> 1
+            touched += doc_weights[doc_indptr[d]] + doc_weights[middle] + doc_terms[doc_indptr[d]] + doc_terms[middle]
+    if touched < 0:  # never: weights and term ids are non-negative
+        return -1
+    for p in range(block_starts[blk], block_starts[blk + 1]):
+        d = list_docs[p]
+        if seen[d] != query:
+            seen[d] = query
+            found = _offer(
+                _score(d, dense_query, doc_indptr, doc_terms, doc_weights), d, found, k, positions, scores, ordinals
+            )
+    return found
 
 
 # Summary bounds are summed in float64 and widened by this factor: the documents' float32 sums
@@ -140,35 +286,41 @@ def search_blocks(
     q_terms,
     q_weights,
     query_terms,
-    bound_scale,
+    heap_factor,
     k,
     block_indptr,
     block_starts,
     list_docs,
-    summary_indptr,
-    summary_terms,
-    summary_values,
-    summary_rest,
-    doc_indptr,
-    doc_terms,
-    doc_weights,
+    summaries,
+    block_scales,
+    block_rest,
+    forward,
     ordinals,
     vocab,
     out_positions,
     out_scores,
     out_counts,
 ):
-    """Top ``k`` of each query row of the CSR batch ``q_*`` (best first, equal scores by ordinal).
+    """Top ``k`` of each query row of the CSR batch ``q_*`` (terms ascending within a row; best
+    first, equal scores by ordinal), from the blocks of the lists of the query's ``query_terms``
+    heaviest terms (0: all).
 
-    The blocks of the lists of the query's ``query_terms`` heaviest terms are read in the order of
-    their summary bounds, best first; reading stops at the first block whose bound times
-    ``bound_scale`` is below the k-th best score found so far. At ``bound_scale = 1`` no block that
-    could hold a top-k document is skipped, so the answer is the exact top-k of the documents in
-    those lists. A document's score: the query (scattered into a dense vector) against its whole
-    forward row, added in term-id order (the exact kernel's order and float)."""
+    ``heap_factor = 0`` (bounded): every block gets an upper bound on its documents' scores
+    (``q . summary`` plus ``rest`` times the query weight the summary does not cover); blocks are
+    read best bound first until a bound is below the k-th best score, so the answer is the exact
+    top-k of the documents in those lists. ``heap_factor > 0`` (Seismic's estimate): the lists are
+    read heaviest query term first, the first list's blocks best summary score first, the others'
+    in list order; a block is skipped when its ``q . summary`` is below ``heap_factor`` times the
+    k-th best score so far."""
     num_docs = len(ordinals)
+    lists = (block_starts, list_docs, forward, ordinals)
     seen = np.full(num_docs, -1, np.int64)
     dense_query = np.zeros(vocab, np.float32)
+    longest = 1
+    for t in range(len(block_indptr) - 1):
+        longest = max(longest, block_indptr[t + 1] - block_indptr[t])
+    dots = np.zeros(longest, np.float64)
+    covered = np.zeros(longest, np.float64)
     for b in range(len(q_indptr) - 1):
         lo, hi = q_indptr[b], q_indptr[b + 1]
         terms, weights = q_terms[lo:hi], q_weights[lo:hi]
@@ -176,56 +328,46 @@ def search_blocks(
         for j in range(hi - lo):
             dense_query[terms[j]] = weights[j]
             norm += weights[j]
-        heads = _head_terms(terms, weights, query_terms)
-        total = 0
-        for j in heads:
-            total += block_indptr[terms[j] + 1] - block_indptr[terms[j]]
-        bounds = np.empty(total, np.float64)
-        blocks = np.empty(total, np.int64)
-        n = 0
-        for j in heads:
-            t = terms[j]
-            for blk in range(block_indptr[t], block_indptr[t + 1]):
-                dot, covered = 0.0, 0.0
-                for r in range(summary_indptr[blk], summary_indptr[blk + 1]):
-                    w = dense_query[summary_terms[r]]
-                    dot += w * summary_values[r]
-                    covered += w
-                bounds[n] = (dot + summary_rest[blk] * max(norm - covered, 0.0)) * BOUND_MARGIN
-                blocks[n] = blk
-                n += 1
-        order = np.argsort(-bounds)
-        found = 0
+        heads = np.argsort(-weights, kind="mergesort")  # heaviest first, equal weights by term id
+        if 0 < query_terms < len(heads):
+            heads = heads[:query_terms]
         positions, scores = out_positions[b], out_scores[b]
-        for i in order:
-            if found == k and bounds[i] * bound_scale < scores[k - 1]:
-                break
-            blk = blocks[i]
-            for p in range(block_starts[blk], block_starts[blk + 1]):
-                d = list_docs[p]
-                if seen[d] == b:
-                    continue
-                seen[d] = b
-                s = np.float32(0.0)
-                for r in range(doc_indptr[d], doc_indptr[d + 1]):
-                    s += dense_query[doc_terms[r]] * doc_weights[r]
-                if s <= 0:
-                    continue
-                if found == k and (
-                    s < scores[k - 1] or (s == scores[k - 1] and ordinals[d] > ordinals[positions[k - 1]])
-                ):
-                    continue
-                slot = found if found < k else k - 1
-                while slot > 0 and (
-                    scores[slot - 1] < s or (scores[slot - 1] == s and ordinals[positions[slot - 1]] > ordinals[d])
-                ):
-                    scores[slot] = scores[slot - 1]
-                    positions[slot] = positions[slot - 1]
-                    slot -= 1
-                scores[slot] = s
-                positions[slot] = d
-                if found < k:
-                    found += 1
+        found = 0
+        if heap_factor == 0:
+            total = 0
+            for j in heads:
+                total += block_indptr[terms[j] + 1] - block_indptr[terms[j]]
+            bounds = np.empty(total, np.float64)
+            blocks = np.empty(total, np.int64)
+            n = 0
+            for j in heads:
+                t = terms[j]
+                count = _list_scores(t, terms, weights, dense_query, block_indptr, summaries, dots, covered)
+                for x in range(count):
+                    blk = block_indptr[t] + x
+                    estimate = dots[x] * block_scales[blk]
+                    bounds[n] = (estimate + block_rest[blk] * max(norm - covered[x], 0.0)) * BOUND_MARGIN
+                    blocks[n] = blk
+                    n += 1
+            for i in np.argsort(-bounds):
+                if found == k and bounds[i] < scores[k - 1]:
+                    break
+                found = _read_block(blocks[i], b, found, k, lists, seen, dense_query, positions, scores)
+        else:
+            first = True
+            for j in heads:
+                t = terms[j]
+                count = _list_scores(t, terms, weights, dense_query, block_indptr, summaries, dots, covered)
+                for x in range(count):
+                    dots[x] *= block_scales[block_indptr[t] + x]
+                order = np.argsort(-dots[:count]) if first else np.arange(count)
+                for x in order:
+                    if found == k and dots[x] < heap_factor * scores[k - 1]:
+                        if first:
+                            break  # sorted: no later block of this list is read either
+                        continue
+                    found = _read_block(block_indptr[t] + x, b, found, k, lists, seen, dense_query, positions, scores)
+                first = False
         out_counts[b] = found
         for j in range(hi - lo):
             dense_query[terms[j]] = 0.0

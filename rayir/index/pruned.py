@@ -11,10 +11,10 @@ lists cut into blocks of similar documents, each with a summary vector; a forwar
   ``energy`` per cent of its mass (at most ``MAX_SUMMARY`` = 512 of them), stored as 8-bit values
   (rounded up) in a small inverted index per list, so that scoring a list's blocks costs only the
   entries of the query's terms; beside it ``rest``, the largest member coordinate left out. The
-  shard also keeps a *forward index*: every document's whole
-  vector (16-bit term ids when the vocabulary allows).
-- **Search**, per query, over the blocks of the lists of the query's ``query_terms`` heaviest terms,
-  every document of a block read scored exactly from the forward index:
+  shard also keeps a *forward index*: every document's whole vector (16-bit term ids when the
+  vocabulary allows).
+- **Search**, per query, over the blocks of the lists of the query's ``query_terms`` heaviest terms;
+  every document of a block that is read is scored exactly from the forward index:
   - ``heap_factor=0`` (the default, *bounded*): a block's bound is ``q . summary`` plus ``rest``
     times the query weight the summary does not cover, which never falls below a member's score;
     blocks are read best bound first until a bound falls below the k-th best score. The answer is

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .sparse_kernel import offer
+
 
 @numba.njit(cache=True, nogil=True)
 def merge_top_weights(kept_indptr, kept, new_indptr, new, keep):
@@ -230,26 +232,6 @@ def _score(d, dense_query, doc_indptr, doc_terms, doc_weights):
 
 
 @numba.njit(cache=True, nogil=True)
-def _offer(s, d, found, k, positions, scores, ordinals):
-    """Insert document ``d`` with score ``s`` into the running top ``k`` (best first, equal scores
-    by ordinal); returns how many it now holds."""
-    if s <= 0:
-        return found
-    if found == k and (s < scores[k - 1] or (s == scores[k - 1] and ordinals[d] > ordinals[positions[k - 1]])):
-        return found
-    slot = found if found < k else k - 1
-    while slot > 0 and (
-        scores[slot - 1] < s or (scores[slot - 1] == s and ordinals[positions[slot - 1]] > ordinals[d])
-    ):
-        scores[slot] = scores[slot - 1]
-        positions[slot] = positions[slot - 1]
-        slot -= 1
-    scores[slot] = s
-    positions[slot] = d
-    return found + 1 if found < k else found
-
-
-@numba.njit(cache=True, nogil=True)
 def _read_block(blk, query, found, k, lists, seen, dense_query, positions, scores):
     """Score every not yet seen document of block ``blk`` (``seen[d] == query`` marks them);
     ``lists``: ``(block_starts, list_docs, forward, ordinals)``."""
@@ -269,7 +251,7 @@ def _read_block(blk, query, found, k, lists, seen, dense_query, positions, score
         d = list_docs[p]
         if seen[d] != query:
             seen[d] = query
-            found = _offer(
+            found = offer(
                 _score(d, dense_query, doc_indptr, doc_terms, doc_weights), d, found, k, positions, scores, ordinals
             )
     return found

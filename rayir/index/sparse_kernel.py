@@ -38,6 +38,26 @@ SPARSE_QUERY_SHARE = 1 / 16
 
 
 @numba.njit(cache=True, nogil=True)
+def offer(s, d, found, k, positions, scores, ordinals):
+    """Insert document ``d`` with score ``s`` into the running top ``k`` (best first, equal scores
+    by ordinal); returns how many it now holds."""
+    if s <= 0:
+        return found
+    if found == k and (s < scores[k - 1] or (s == scores[k - 1] and ordinals[d] > ordinals[positions[k - 1]])):
+        return found
+    slot = found if found < k else k - 1
+    while slot > 0 and (
+        scores[slot - 1] < s or (scores[slot - 1] == s and ordinals[positions[slot - 1]] > ordinals[d])
+    ):
+        scores[slot] = scores[slot - 1]
+        positions[slot] = positions[slot - 1]
+        slot -= 1
+    scores[slot] = s
+    positions[slot] = d
+    return found + 1 if found < k else found
+
+
+@numba.njit(cache=True, nogil=True)
 def _top_k(acc, ordinals, touched, n_touched, k, out_positions, out_scores):
     """Top ``k`` positive scores of ``acc``, best first, equal scores in ``ordinals`` (doc id) order;
     returns how many were found. With ``n_touched < 0`` every document is a candidate; otherwise
@@ -46,24 +66,7 @@ def _top_k(acc, ordinals, touched, n_touched, k, out_positions, out_scores):
     found = 0
     for i in range(n):
         d = i if n_touched < 0 else touched[i]
-        s = acc[d]
-        if s <= 0:
-            continue
-        if found == k:
-            last = out_scores[k - 1]
-            if s < last or (s == last and ordinals[d] > ordinals[out_positions[k - 1]]):
-                continue
-        r = found if found < k else k - 1
-        while r > 0 and (
-            out_scores[r - 1] < s or (out_scores[r - 1] == s and ordinals[out_positions[r - 1]] > ordinals[d])
-        ):
-            out_scores[r] = out_scores[r - 1]
-            out_positions[r] = out_positions[r - 1]
-            r -= 1
-        out_scores[r] = s
-        out_positions[r] = d
-        if found < k:
-            found += 1
+        found = offer(acc[d], d, found, k, out_positions, out_scores, ordinals)
     return found
 
 

@@ -132,7 +132,7 @@ def search_postings(
                 for d in range(num_docs):
                     acc[d] += w * column[d]
             elif few:
-                for p in range(indptr[t], indptr[t + 1]):
+                for p in range(np.uint64(indptr[t]), np.uint64(indptr[t + 1])):
                     d = docs[p]
                     if seen[d] != b:
                         seen[d] = b
@@ -140,7 +140,7 @@ def search_postings(
                         n_touched += 1
                     acc[d] += w * weights[p]
             else:
-                for p in range(indptr[t], indptr[t + 1]):
+                for p in range(np.uint64(indptr[t]), np.uint64(indptr[t + 1])):  # unsigned: no negative-index fix-up
                     acc[docs[p]] += w * weights[p]
         out_counts[b] = _top_k(acc, ordinals, touched, n_touched if few else -1, k, out_positions[b], out_scores[b])
         if few:

@@ -7,8 +7,11 @@ and Seismic at several ``query_cut`` / ``heap_factor`` (its index built with its
 and ``n_postings`` as given). Per row: build seconds (both use both cores), index size on disk,
 recall@10 against the exact top-10, nDCG@10 where qrels exist, queries per second (batches of 64
 queries, one thread, the fastest of ``--repeat`` runs; Seismic searched in this process with
-RAYON_NUM_THREADS=1, its index built in a child process on 2 threads). The summary prints each
-system's best QPS at recall@10 >= 0.95 and rayir's over Seismic's; ``--plot`` draws the recall-QPS curves.
+RAYON_NUM_THREADS=1, its index built in a child process on 2 threads). Every index is built and
+loaded first; then every setting of every system is timed once per round, ``--repeat`` rounds in a
+new shuffled order each, so a machine whose speed drifts during the run (this one's does, by up to
+2x) slows all systems alike. The summary prints each system's best QPS at recall@10 >= 0.95 and
+rayir's over Seismic's; ``--plot`` draws the recall-QPS curves.
 
     python benchmarks/sparse_approx.py --collection scifact --plot benchmarks/figures/sparse-scifact.png
     python benchmarks/sparse_approx.py --collection synthetic --documents 1000000 \\
@@ -30,14 +33,15 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUM
 # Seismic's index is built in a child process with 2 threads and searched here with 1.
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -102,27 +106,35 @@ def ndcg(ranked: list[list[str]], query_ids: list[str] | None, qrels) -> float |
     return evaluate(run, qrels, ["nDCG@10"]).mean["nDCG@10"]
 
 
-def best_time(search, repeat: int) -> tuple[float, Any]:
-    """The fastest of ``repeat`` runs of ``search()`` (a short run's time on a shared machine is
-    noisy) and its result."""
-    times, result = [], None
+def timed_rounds(searches: list[Callable[[], Any]], repeat: int, seed: int = 0) -> list[float]:
+    """The fastest of ``repeat`` runs of each search, timed in rounds: each round runs every search
+    once, in a new shuffled order, so that drift in the machine's speed reaches every search alike."""
+    best = [float("inf")] * len(searches)
+    order = list(range(len(searches)))
+    shuffle = random.Random(seed)
     for _ in range(repeat):
-        started = time.perf_counter()
-        result = search()
-        times.append(time.perf_counter() - started)
-    return min(times), result
+        shuffle.shuffle(order)
+        for i in order:
+            started = time.perf_counter()
+            searches[i]()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return best
 
 
-def rayir_search(index_dir: Path, queries: QueryBatch, repeat: int = 1, **options) -> tuple[float, list[list[int]]]:
-    """QPS (best of ``repeat`` runs) and the ranked ordinals (= rows of the doc-id-sorted table)
-    of one index, all queries."""
-    manifest = read_index_manifest(index_dir)
-    shards = [load_shard(index_dir / s["dir"], **options) for s in manifest["shards"]]
+def rayir_searcher(shards: list, queries: QueryBatch) -> Callable[[], list[list[int]]]:
+    """A search of all queries over loaded shards (batches of ``BATCH``, hits merged) that returns
+    the ranked ordinals (= rows of the doc-id-sorted table)."""
     parts = [queries.rows(s, s + BATCH) for s in range(0, len(queries), BATCH)]
-    merge_hits([s.search(parts[0], K) for s in shards], K)  # compile and warm up
-    seconds, found = best_time(lambda: [merge_hits([s.search(part, K) for s in shards], K) for part in parts], repeat)
-    ranked = [row[: int(n)].tolist() for hits in found for row, n in zip(hits.ordinals, hits.counts)]
-    return len(queries) / seconds, ranked
+
+    def search() -> list[list[int]]:
+        found = [merge_hits([s.search(part, K) for s in shards], K) for part in parts]
+        return [row[: int(n)].tolist() for hits in found for row, n in zip(hits.ordinals, hits.counts)]
+
+    return search
+
+
+def load_shards(index_dir: Path) -> list:
+    return [load_shard(index_dir / s["dir"]) for s in read_index_manifest(index_dir)["shards"]]
 
 
 def build_seismic(embeddings: Path, postings: int, target: Path) -> None:
@@ -145,25 +157,17 @@ def build_seismic(embeddings: Path, postings: int, target: Path) -> None:
     index.save(str(target))
 
 
-def seismic_rows(embeddings: Path, queries: QueryBatch, args, row_of: np.ndarray) -> list[dict]:
-    """Seismic built on the same vectors (in a child process, 2 threads), searched here with 1
-    thread at a grid of settings."""
+def seismic_searches(embeddings: Path, queries: QueryBatch, args, row_of: np.ndarray, scratch: Path) -> list[dict]:
+    """Seismic built on the same vectors (in a child process, 2 threads) and loaded here: one row
+    per setting of the grid, each with its search (1 thread) under ``search``."""
     import seismic
 
-    with tempfile.TemporaryDirectory() as scratch:
-        target = Path(scratch) / "seismic"
-        command = [
-            sys.executable,
-            __file__,
-            "--seismic-build",
-            str(embeddings),
-            str(target),
-            str(args.seismic_postings),
-        ]
-        subprocess.run(command, check=True, env={**os.environ, "RAYON_NUM_THREADS": "2"})
-        build = json.loads(Path(f"{target}.json").read_text())["build_s"]
-        size = Path(f"{target}.index.seismic").stat().st_size / 2**20
-        index = seismic.SeismicIndex.load(f"{target}.index.seismic")
+    target = scratch / "seismic"
+    command = [sys.executable, __file__, "--seismic-build", str(embeddings), str(target), str(args.seismic_postings)]
+    subprocess.run(command, check=True, env={**os.environ, "RAYON_NUM_THREADS": "2"})
+    build = json.loads(Path(f"{target}.json").read_text())["build_s"]
+    size = Path(f"{target}.index.seismic").stat().st_size / 2**20
+    index = seismic.SeismicIndex.load(f"{target}.index.seismic")
     string = seismic.get_seismic_string()
     ids = np.array([str(i) for i in range(len(queries))], dtype=string)
     components = [
@@ -173,27 +177,30 @@ def seismic_rows(embeddings: Path, queries: QueryBatch, args, row_of: np.ndarray
     values = [
         queries.weights[queries.indptr[r] : queries.indptr[r + 1]].astype(np.float32) for r in range(len(queries))
     ]
-    rows = []
-    for query_cut in args.seismic_query_cut:
-        for heap_factor in args.seismic_heap_factor:
-            seconds, found = best_time(
-                lambda: index.batch_search(
-                    ids, components, values, k=K, query_cut=query_cut, heap_factor=heap_factor, num_threads=1
-                ),
-                args.repeat,
+
+    def searcher(query_cut: int, heap_factor: float) -> Callable[[], list[list[int]]]:
+        def search() -> list[list[int]]:
+            found = index.batch_search(
+                ids, components, values, k=K, query_cut=query_cut, heap_factor=heap_factor, num_threads=1
             )
             ranked = [[] for _ in range(len(queries))]
             for hits in found:  # lists may come in any order: each names its query
                 if hits:
                     ranked[int(hits[0][0])] = [row_of[int(doc)] for _, _, doc in hits][:K]
+            return ranked
+
+        return search
+
+    rows = []
+    for query_cut in args.seismic_query_cut:
+        for heap_factor in args.seismic_heap_factor:
             rows.append(
                 {
                     "system": "seismic",
                     "setting": f"query_cut {query_cut}, heap_factor {heap_factor}",
                     "build_s": build,
                     "size_mib": size,
-                    "qps": len(queries) / seconds,
-                    "ranked": ranked,
+                    "search": searcher(query_cut, heap_factor),
                 }
             )
             build = size = None
@@ -231,28 +238,20 @@ def main() -> None:
     try:
         started = time.perf_counter()
         build_index(embeddings, work / "exact", factory="inverted", threads_per_shard=2, in_process=True)
-        exact_build = time.perf_counter() - started
-        qps, reference = rayir_search(work / "exact", queries, args.repeat)
-        rows.append(
-            {
-                "system": "rayir exact",
-                "setting": "inverted",
-                "build_s": exact_build,
-                "size_mib": size_of(work / "exact") / 2**20,
-                "qps": qps,
-                "ranked": reference,
-            }
+        exact = {"system": "rayir exact", "setting": "inverted", "build_s": time.perf_counter() - started}
+        exact.update(
+            size_mib=size_of(work / "exact") / 2**20, search=rayir_searcher(load_shards(work / "exact"), queries)
         )
-        shutil.rmtree(work / "exact")
+        rows.append(exact)
         for postings in args.postings:
             started = time.perf_counter()
-            factory = f"pruned,postings={postings}"
-            build_index(embeddings, work / "pruned", factory=factory, threads_per_shard=2, in_process=True)
-            build, size = time.perf_counter() - started, size_of(work / "pruned") / 2**20
+            factory, target = f"pruned,postings={postings}", work / f"pruned-{postings}"
+            build_index(embeddings, target, factory=factory, threads_per_shard=2, in_process=True)
+            build, size = time.perf_counter() - started, size_of(target) / 2**20
+            shards = load_shards(target)
             settings = [(t, h) for t in args.query_terms for h in args.heap_factor] + [(None, None)]
             for query_terms, heap_factor in settings:
-                options = {} if query_terms is None else {"query_terms": query_terms, "heap_factor": heap_factor}
-                qps, ranked = rayir_search(work / "pruned", queries, args.repeat, **options)
+                searched = shards if query_terms is None else [s.with_options(query_terms, heap_factor) for s in shards]
                 label = "defaults" if query_terms is None else f"query_terms {query_terms}, heap_factor {heap_factor}"
                 rows.append(
                     {
@@ -260,14 +259,16 @@ def main() -> None:
                         "setting": f"postings {postings}, {label}",
                         "build_s": build,
                         "size_mib": size,
-                        "qps": qps,
-                        "ranked": ranked,
+                        "search": rayir_searcher(searched, queries),
                     }
                 )
                 build = size = None
-            shutil.rmtree(work / "pruned")
-        gc.collect()
-        rows += seismic_rows(embeddings, queries, args, row_of)
+        rows += seismic_searches(embeddings, queries, args, row_of, work)
+        for row in rows:  # compiles and warms up; every search returns the same ranking each time
+            row["ranked"] = row["search"]()
+        reference = rows[0]["ranked"]
+        for row, seconds in zip(rows, timed_rounds([row.pop("search") for row in rows], args.repeat)):
+            row["qps"] = len(queries) / seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for row in rows:

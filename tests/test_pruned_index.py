@@ -267,6 +267,20 @@ def test_manifest_round_trip_and_plain_files(generated):
         )
 
 
+def test_other_options_on_a_loaded_shard_search_as_a_shard_loaded_with_them(generated):
+    directory, _, _, queries = generated
+    path = directory / "p2" / "shard-0000"
+    loaded = load_shard(path)
+    for options in ({"query_terms": 2, "heap_factor": 0.0}, {"query_terms": 5, "heap_factor": 0.8}):
+        shared = loaded.with_options(**options).search(queries, K)
+        fresh = load_shard(path, **options).search(queries, K)
+        np.testing.assert_array_equal(shared.ordinals, fresh.ordinals)
+        np.testing.assert_array_equal(shared.scores, fresh.scores)
+    assert (loaded.query_terms, loaded.heap_factor) == (10, 0.0)  # the loaded shard keeps its own
+    with pytest.raises(ValueError, match="heap_factor"):
+        loaded.with_options(10, 1.5)
+
+
 def test_jobs_on_the_sample_at_the_most_exact_setting_equal_the_exact_index(tiny_mlm_dir, sample_collection, tmp_path):
     """``rayir index --factory pruned,postings=0`` + ``search`` with every query term and every
     document reached writes the exact index's run; at the defaults the run file holds the same

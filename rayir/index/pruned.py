@@ -40,6 +40,7 @@ Nothing pickled.
 
 from __future__ import annotations
 
+import copy
 import logging
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -271,6 +272,11 @@ def _offsets(directory: Path, name: str, rows: int, end: int) -> np.ndarray:
     return offsets
 
 
+def _check_options(query_terms: int, heap_factor: float) -> None:
+    if query_terms < 0 or not 0 <= heap_factor <= 1:
+        raise ValueError(f"query_terms must be >= 0 and heap_factor in [0, 1], got {query_terms}, {heap_factor}")
+
+
 class PrunedSparseShard:
     """A loaded pruned sparse index shard (see the module docstring).
 
@@ -282,8 +288,7 @@ class PrunedSparseShard:
     def __init__(
         self, directory: Path, query_terms: int = DEFAULT_QUERY_TERMS, heap_factor: float = DEFAULT_HEAP_FACTOR
     ) -> None:
-        if query_terms < 0 or not 0 <= heap_factor <= 1:
-            raise ValueError(f"query_terms must be >= 0 and heap_factor in [0, 1], got {query_terms}, {heap_factor}")
+        _check_options(query_terms, heap_factor)
         self.meta = meta = load_meta(directory)
         self.ordinals = load_ordinals(directory, meta["documents"])
         vocab, documents, blocks = meta.get("vocab_size"), meta["documents"], meta.get("blocks")
@@ -324,6 +329,14 @@ class PrunedSparseShard:
             if len(values) and float(values.min()) < 0:
                 raise IntegrityError(f"{directory / name}.npy: negative values (the block bounds assume none)")
         self.vocab, self.query_terms, self.heap_factor = vocab, query_terms, heap_factor
+
+    def with_options(self, query_terms: int, heap_factor: float) -> PrunedSparseShard:
+        """This shard searched with other options: the loaded arrays are shared, nothing is read
+        again (a benchmark's grid of settings over one loaded index)."""
+        _check_options(query_terms, heap_factor)
+        other = copy.copy(self)
+        other.query_terms, other.heap_factor = query_terms, heap_factor
+        return other
 
     def search(self, queries: QueryBatch, k: int) -> HitMatrix:
         from .pruned_kernel import search_blocks

@@ -134,6 +134,7 @@ def rayir_searcher(shards: list, queries: QueryBatch) -> Callable[[], list[list[
 
 
 def load_shards(index_dir: Path) -> list:
+    """Every shard of an index, loaded with its default options."""
     return [load_shard(index_dir / s["dir"]) for s in read_index_manifest(index_dir)["shards"]]
 
 
@@ -238,11 +239,15 @@ def main() -> None:
     try:
         started = time.perf_counter()
         build_index(embeddings, work / "exact", factory="inverted", threads_per_shard=2, in_process=True)
-        exact = {"system": "rayir exact", "setting": "inverted", "build_s": time.perf_counter() - started}
-        exact.update(
-            size_mib=size_of(work / "exact") / 2**20, search=rayir_searcher(load_shards(work / "exact"), queries)
+        rows.append(
+            {
+                "system": "rayir exact",
+                "setting": "inverted",
+                "build_s": time.perf_counter() - started,
+                "size_mib": size_of(work / "exact") / 2**20,
+                "search": rayir_searcher(load_shards(work / "exact"), queries),
+            }
         )
-        rows.append(exact)
         for postings in args.postings:
             started = time.perf_counter()
             factory, target = f"pruned,postings={postings}", work / f"pruned-{postings}"

@@ -89,6 +89,14 @@ def test_settings_that_do_not_apply_fail_early(capsys, tmp_path, sample_collecti
         "--factory IVFbogus --in_process true",
     )
     assert "factory='IVFbogus' is not a Faiss index factory string" in line
+    line = fails(
+        capsys,
+        f"index --corpus {sample_collection} --output {tmp_path / 'bm25'} --model bm25 --factory HNSW32 "
+        "--in_process true",
+    )
+    assert "factory='HNSW32' does not apply to a sparse model: it takes inverted (or the default Flat)" in line
+    assert not (tmp_path / "bm25" / "index").exists()  # nothing built; the encoding is kept for the next run
+    assert (tmp_path / "bm25" / "embeddings" / "manifest.json").exists()
 
 
 def test_unknown_ids_and_changed_embeddings(capsys, tmp_path, sample_collection, tiny_bert_dir, bm25_output):

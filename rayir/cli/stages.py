@@ -105,13 +105,21 @@ def encode(
     )
 
 
-def _factory_for(mode: str, factory: str) -> str:
+def _factory_for(mode: str, factory: str, embeddings: Path) -> str:
     """The factory the index builder gets: sparse models take ``pruned[,…]`` or else the exact
-    inverted index, as COIL models always do (a Faiss string such as the default ``Flat`` has no
-    meaning for them)."""
+    inverted index, as COIL models always do; for them the default ``Flat`` means that exact index,
+    and any other Faiss string is an error rather than silently the exact index."""
     if mode == "sparse" and factory.startswith("pruned"):
         return factory
-    return "inverted" if mode in ("sparse", "coil") else factory
+    if mode not in ("sparse", "coil"):
+        return factory
+    if factory not in ("Flat", "inverted"):
+        choices = "inverted (or the default Flat)" + (" or pruned[,postings=N]" if mode == "sparse" else "")
+        raise ConfigError(
+            f"factory={factory!r} does not apply to a {mode} model: it takes {choices}; the encoding in "
+            f"{embeddings} is complete and is reused when you run again with another factory"
+        )
+    return "inverted"
 
 
 def index(
@@ -134,8 +142,9 @@ def index(
         factory: Faiss factory string for dense / multi-vector indexes (``Flat``, ``IVF256,Flat``,
             ``HNSW32``, ``IVF256,PQ16``), or ``compressed[,bits=2,centroids=N]`` for multi-vector models
             (PLAID-style: centroid id + residual bits per token); sparse models use the exact
-            inverted index, or ``pruned[,postings=N]`` (approximate: each term's N best postings
-            index-wide); COIL models always use the exact inverted index.
+            inverted index (``inverted``, or the default ``Flat``), or ``pruned[,postings=N]``
+            (approximate: each term's N best postings index-wide); COIL models use the exact
+            inverted index. Any other factory for a sparse or COIL model is an error.
         num_shards: Index shards (one Ray task each to build, one actor each to serve): the documents
             are split by rows, so any number up to the number of documents works.
         encoding: Ray Data encoding options.
@@ -166,7 +175,7 @@ def index(
         out / "embeddings",
         out / "index",
         num_shards=num_shards,
-        factory=_factory_for(encoded.manifest["mode"], factory),
+        factory=_factory_for(encoded.manifest["mode"], factory, out / "embeddings"),
         overwrite=True,
         in_process=in_process,
     )

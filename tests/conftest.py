@@ -82,14 +82,18 @@ def sample_collection() -> Path:
     return SAMPLE_COLLECTION
 
 
+# The test session's local Ray (test_multinode starts it again after its simulated cluster).
+LOCAL_RAY = dict(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+
+
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole test session (2 CPUs); only this session's Ray is stopped."""
+    """One local Ray for the whole test session (``LOCAL_RAY``); only this session's Ray is stopped."""
     import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        ray.init(**LOCAL_RAY)
     yield ray
     if started:
         ray.shutdown()

@@ -1,7 +1,8 @@
-"""The short chaos run of the default suite: ``kill -9`` of encoder and shard/query-searcher actors at
-random times while encoding and searching the sample; nothing is lost and the outputs are
-byte-identical to a run without faults. ``benchmarks/chaos.py`` repeats this (and kills Ray Train
-workers during fit) 100 times on a 2,000-document SciFact cut."""
+"""The short chaos run (the scenario tier, ``-m scenario``: CI runs it after the default suite):
+``kill -9`` of encoder and shard/query-searcher actors at random times while encoding and
+searching the sample; nothing is lost and the outputs are byte-identical to a run without faults.
+``benchmarks/chaos.py`` repeats this (and kills Ray Train workers during fit) 100 times on a
+2,000-document SciFact cut."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def chaos(benchmarks):
     return importlib.import_module("chaos")
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("workload", ["encode", "search"])
 def test_killed_actors_lose_nothing_and_change_nothing(workload, chaos, ray_session, sample_collection, tmp_path):
     [tally] = chaos.chaos({"sample": sample_collection}, tmp_path, trials=1, workloads=[workload], seed=1, fit_steps=4)

@@ -89,31 +89,41 @@ def flaky(marker: Path) -> type:
     return type("FlakyOnce", (FlakyEncoder,), {"overrides_marker": str(marker)})
 
 
-def test_failed_job_resumes_complete_and_duplicate_free(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+# The resume logic is the same on Ray and in one process; the Ray runs (an actor's failure surfacing
+# through Ray Data) take about a minute each, so they run in the scenario tier.
+ON_RAY_AND_IN_PROCESS = pytest.mark.parametrize(
+    "in_process", [True, pytest.param(False, marks=pytest.mark.scenario)], ids=["in_process", "ray"]
+)
+
+
+@ON_RAY_AND_IN_PROCESS
+def test_failed_job_resumes_complete_and_duplicate_free(
+    in_process, request, sample_collection, tiny_bert_dir, tmp_path
+):
+    if not in_process:
+        request.getfixturevalue("ray_session")
     out = tmp_path / "enc"
+    options = dict(docs_per_shard=4, batch_size=2, in_process=in_process)
     with pytest.raises(RuntimeError, match="run the same command again to resume"):
         encode_corpus(
-            str(tiny_bert_dir),
-            sample_collection,
-            out,
-            docs_per_shard=4,
-            batch_size=2,
-            retries=0,
-            chunk_encoder=flaky(tmp_path / "marker"),
+            str(tiny_bert_dir), sample_collection, out, retries=0, chunk_encoder=flaky(tmp_path / "marker"), **options
         )
     finished_before = sorted(p.name for p in (out / "embeddings").glob("part-*.parquet"))
     assert len(finished_before) < 8 and not (out / "manifest.json").exists()
 
-    result = encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2, retries=0)
+    result = encode_corpus(str(tiny_bert_dir), sample_collection, out, retries=0, **options)
     assert result.encoded_shards == 8 - len(finished_before)  # only the missing shards
     ids, _ = reference_docs(sample_collection)
     assert shard_table(out).column("doc_id").to_pylist() == ids
 
-    again = encode_corpus(str(tiny_bert_dir), sample_collection, out, docs_per_shard=4, batch_size=2)
+    again = encode_corpus(str(tiny_bert_dir), sample_collection, out, **options)
     assert again.encoded_shards == 0  # finished: verified, nothing re-encoded
 
 
-def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tmp_path):
+@ON_RAY_AND_IN_PROCESS
+def test_retry_within_one_call(in_process, request, sample_collection, tiny_bert_dir, tmp_path):
+    if not in_process:
+        request.getfixturevalue("ray_session")
     result = encode_corpus(
         str(tiny_bert_dir),
         sample_collection,
@@ -122,6 +132,7 @@ def test_retry_within_one_call(ray_session, sample_collection, tiny_bert_dir, tm
         batch_size=2,
         retries=1,
         chunk_encoder=flaky(tmp_path / "marker"),
+        in_process=in_process,
     )
     assert (tmp_path / "marker").exists()
     ids, _ = reference_docs(sample_collection)

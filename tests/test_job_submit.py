@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+pytestmark = pytest.mark.scenario
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayir.encode import ChunkEncoder, encode_corpus, verify_manifest
-from tests.conftest import judged_pairs
+from tests.conftest import LOCAL_RAY, judged_pairs
+
+pytestmark = pytest.mark.scenario
 
 NODE_CPUS = 1
 
@@ -46,7 +48,7 @@ def cluster():
     ray.shutdown()
     simulated.shutdown()
     if local:  # give the rest of the session its local Ray back
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        ray.init(**LOCAL_RAY)
 
 
 def replace_node(cluster, node, name: str):

@@ -89,6 +89,7 @@ def test_in_process_pipeline_equals_the_ray_pipeline(model, ray_session, sample_
         Searcher(tmp_path / "local" / "index", in_process=True, shard_resources={"index_shard": 1})
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize("restart", [True, False])
 def test_killed_shard_actor_mid_job_gives_identical_run(restart, dense_embeddings, sample_collection, tmp_path):
     import ray

@@ -263,6 +263,7 @@ class KillAWorkerWhileTheGroupStarts(WorkerGroupCallback):
             time.sleep(0.05)
 
 
+@pytest.mark.scenario
 def test_a_fit_ends_complete_through_workers_lost_while_starting_on_a_loaded_machine(
     ray_session, tiny_bert_dir, sample_collection, tmp_path
 ):

@@ -64,15 +64,24 @@ def tiny_bert_dir(tmp_path_factory, bert_tokenizer) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_mlm_dir(tmp_path_factory, bert_tokenizer) -> Path:
+def save_tiny_mlm(path: Path, tokenizer, output_bias: float | None = None) -> Path:
+    """A randomly initialised small ``BertForMaskedLM`` (seed 1) with MiniLM's tokenizer at ``path``;
+    ``output_bias`` replaces the vocabulary logits' bias (lower: fewer terms in a SPLADE vector)."""
     from transformers import BertForMaskedLM
 
     torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("tiny-mlm")
-    BertForMaskedLM(tiny_bert_config()).save_pretrained(path)
-    bert_tokenizer.save_pretrained(path)
+    model = BertForMaskedLM(tiny_bert_config())
+    if output_bias is not None:
+        with torch.no_grad():
+            model.cls.predictions.bias.fill_(output_bias)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory, bert_tokenizer) -> Path:
+    return save_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"), bert_tokenizer)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from rayir.index.manifest import read_index_manifest
 from rayir.index.pruned import PrunedSparseShard, PruningSettings
 from rayir.integrity import verify_files
 from rayir.serve.results import SearchResult
-from tests.conftest import search_index
+from tests.conftest import save_tiny_mlm, search_index
 
 VOCAB = 5000
 K = 10
@@ -31,19 +31,7 @@ def sparse_mlm_dir(tmp_path_factory, bert_tokenizer):
     """The tiny random MLM with its output bias lowered so that a sample document keeps about 1,900
     of the 30,522 terms, as a trained SPLADE model keeps few (the plain random one keeps nearly all,
     and building a pruned index over 30 fully dense rows takes a minute)."""
-    import torch
-    from transformers import BertForMaskedLM
-
-    from tests.conftest import tiny_bert_config
-
-    torch.manual_seed(1)
-    model = BertForMaskedLM(tiny_bert_config())
-    with torch.no_grad():
-        model.cls.predictions.bias.fill_(-0.3)
-    path = tmp_path_factory.mktemp("sparse-mlm")
-    model.save_pretrained(path)
-    bert_tokenizer.save_pretrained(path)
-    return path
+    return save_tiny_mlm(tmp_path_factory.mktemp("sparse-mlm"), bert_tokenizer, output_bias=-0.3)
 
 
 def generated_sparse(documents: int, seed: int = 0) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:

@@ -105,23 +105,6 @@ def encode(
     )
 
 
-def _factory_for(mode: str, factory: str, embeddings: Path) -> str:
-    """The factory the index builder gets: sparse models take ``pruned[,…]`` or else the exact
-    inverted index, as COIL models always do; for them the default ``Flat`` means that exact index,
-    and any other Faiss string is an error rather than silently the exact index."""
-    if mode == "sparse" and factory.startswith("pruned"):
-        return factory
-    if mode not in ("sparse", "coil"):
-        return factory
-    if factory not in ("Flat", "inverted"):
-        choices = "inverted (or the default Flat)" + (" or pruned[,postings=N]" if mode == "sparse" else "")
-        raise ConfigError(
-            f"factory={factory!r} does not apply to a {mode} model: it takes {choices}; the encoding in "
-            f"{embeddings} is complete and is reused when you run again with another factory"
-        )
-    return "inverted"
-
-
 def index(
     corpus: str,
     output: str,
@@ -175,7 +158,7 @@ def index(
         out / "embeddings",
         out / "index",
         num_shards=num_shards,
-        factory=_factory_for(encoded.manifest["mode"], factory, out / "embeddings"),
+        factory=factory,
         overwrite=True,
         in_process=in_process,
     )

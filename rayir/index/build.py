@@ -203,9 +203,11 @@ def build_index(
     pruned = manifest["mode"] == "sparse" and factory.startswith("pruned")
     inverted = manifest["mode"] in ("sparse", "coil") and not pruned
     if inverted and factory not in ("inverted", "Flat"):
-        raise ValueError(
-            f"{manifest['mode']} embeddings use the exact inverted index or, sparse only, "
-            f"'pruned[,postings=N]'; factory={factory!r} does not apply"
+        mode = manifest["mode"]
+        choices = "inverted (or the default Flat)" + (" or pruned[,postings=N]" if mode == "sparse" else "")
+        raise ConfigError(
+            f"factory={factory!r} does not apply to a {mode} model: it takes {choices}; the encoding in "
+            f"{embeddings_dir} is complete and is reused when you run again with another factory"
         )
     compressed = manifest["mode"] == "multi_vector" and factory.startswith("compressed")
     if pruned:

@@ -66,7 +66,10 @@ def test_unknown_config_key_is_an_error(tmp_path, capsys, monkeypatch):
 
 
 def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch):
-    """index → search → re_rank → evaluate (MiniLM), BM25 and encode-only, from the sample-* configs."""
+    """index → search → re_rank → evaluate (MiniLM), BM25 and encode-only, from the sample-* configs.
+    The MiniLM index runs on Ray as configured; the later stages run in this process (their Ray
+    paths have their own tests in test_serve.py): each Ray stage would start actors that import
+    torch again, about 10 s apiece here."""
     monkeypatch.chdir(ROOT)
     config = {path.relative_to(ROOT / "configs").as_posix(): str(path) for path in SMOKE if path.parent.name != "fit"}
     out = tmp_path
@@ -84,6 +87,8 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
         str(out / "minilm/index"),
         "--output",
         str(out / "test.run"),
+        "--in_process",
+        "true",
     )
     first = read_run(out / "test.run")
     assert len(first) == 8 and all(len(docs) == 10 for docs in first.values())
@@ -100,6 +105,8 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
         str(out / "test.run"),
         "--output",
         str(out / "rerank.run"),
+        "--in_process",
+        "true",
     )
     again = read_run(out / "rerank.run")
     assert {q: list(d) for q, d in again.items()} == {q: list(d) for q, d in first.items()}
@@ -120,10 +127,26 @@ def test_smoke_configs_run_end_to_end(ray_session, tmp_path, capsys, monkeypatch
     assert saved["mean"]["nDCG@10"] == pytest.approx(metrics["nDCG@10"], abs=1e-6)
     assert len(saved["per_query"]["nDCG@10"]) == 8
 
-    bm25 = run_cli(capsys, "index", "--config", config.pop("index/sample-bm25.yaml"), "--output", str(out / "bm25"))
+    bm25 = run_cli(
+        capsys,
+        "index",
+        "--config",
+        config.pop("index/sample-bm25.yaml"),
+        "--output",
+        str(out / "bm25"),
+        "--in_process",
+        "true",
+    )
     assert bm25["documents"] == 30 and bm25["factory"] == "inverted"
     encoded = run_cli(
-        capsys, "encode", "--config", config.pop("encode/sample-minilm.yaml"), "--output", str(out / "embeddings")
+        capsys,
+        "encode",
+        "--config",
+        config.pop("encode/sample-minilm.yaml"),
+        "--output",
+        str(out / "embeddings"),
+        "--in_process",
+        "true",
     )
     assert encoded["documents"] == 30 and encoded["mode"] == "dense"
     assert not config, f"smoke configs not run: {sorted(config)}"
@@ -165,5 +188,7 @@ def test_fit_smoke_config_trains_a_checkpoint_that_search_stages_load(ray_sessio
         str(tmp_path / "index"),
         "--encoding.docs_per_shard",
         "16",
+        "--in_process",
+        "true",  # the fit is what runs on Ray here; an index job on Ray has its own tests
     )
     assert indexed["documents"] == 30

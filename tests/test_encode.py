@@ -32,13 +32,22 @@ def reference_docs(collection):
 
 @pytest.mark.parametrize("kind", ["dense", "multi_vector", "sparse"])
 def test_encoding_matches_single_process(kind, ray_session, sample_collection, tiny_bert_dir, tiny_mlm_dir, tmp_path):
+    """The pipeline's shards equal the module's vectors. Dense runs on Ray; the other layouts run
+    the same encoder workers in this process (what differs per layout is the shard format, not the
+    executor, and each Ray encode costs an actor's torch import, about 10 s here)."""
     model, overrides = {
         "dense": (tiny_bert_dir, {}),
         "multi_vector": (tiny_bert_dir, MULTI),
         "sparse": (tiny_mlm_dir, {}),
     }[kind]
     result = encode_corpus(
-        str(model), sample_collection, tmp_path / "enc", docs_per_shard=7, batch_size=4, model_config=overrides
+        str(model),
+        sample_collection,
+        tmp_path / "enc",
+        docs_per_shard=7,
+        batch_size=4,
+        model_config=overrides,
+        in_process=kind != "dense",
     )
     assert result.documents == 30 and len(result.manifest["shards"]) == 5
     assert not (tmp_path / "enc" / "staging").exists()

@@ -28,6 +28,7 @@ def dense_embeddings(ray_session, sample_collection, tiny_bert_dir, tmp_path_fac
         out / "embeddings",
         docs_per_shard=4,
         model_config={"similarity": "cosine"},
+        in_process=True,  # the encoding is input here; encoding on Ray has its own tests
     )
     return out
 
@@ -47,16 +48,20 @@ def assert_same_run(a, b):
 
 @pytest.mark.parametrize("model", ["dense", "bm25"])
 def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sample_collection, tmp_path):
+    """The coordinator's merge makes runs independent of the shard count. In this process: the
+    merge is the same code on Ray (shard actors answering on Ray: test_search_job_writes_run_and_metrics,
+    test_in_process_pipeline_equals_the_ray_pipeline), and each Ray search starts its actors afresh."""
     if model == "bm25":
-        encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=4)
+        encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=4, in_process=True)
         embeddings = tmp_path / "embeddings"
     else:
         embeddings = dense_embeddings / "embeddings"
     queries = list(read_queries(sample_collection))
     runs = []
     for shards in (1, 2, 4):
-        build_index(embeddings, tmp_path / f"idx{shards}", num_shards=shards)
-        runs.append(run_with(tmp_path / f"idx{shards}", queries)[0])
+        build_index(embeddings, tmp_path / f"idx{shards}", num_shards=shards, in_process=True)
+        with Searcher(tmp_path / f"idx{shards}", in_process=True) as searcher:
+            runs.append(searcher.search(queries, k=10, batch_size=3))
     assert len(runs[0]) == len(queries)
     if model == "dense":  # every document scores, so every ranking is full
         assert all(len(r) == 10 for r in runs[0].values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
@@ -46,13 +45,14 @@ def test_launcher_config_is_valid_for_ray(name):
 
 @functools.cache
 def _crd(crd_file: str) -> dict:
-    """A CRD file (1-1.4 MB of YAML: libyaml's loader reads it in 0.5 s, the pure-Python one in ~6 s)."""
+    """A CRD file, read once (1-1.4 MB of YAML: libyaml's loader takes 0.5 s, the pure-Python one
+    ~6 s); callers only read it."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return yaml.load(shared_path("schemas", "kuberay", crd_file).read_text(), Loader=loader)
 
 
 def _crd_schema(crd_file: str, api_version: str) -> dict:
-    crd = copy.deepcopy(_crd(crd_file))
+    crd = _crd(crd_file)
     version = api_version.split("/")[1]
     (entry,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     return entry["schema"]["openAPIV3Schema"]

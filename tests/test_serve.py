@@ -33,8 +33,8 @@ def dense_embeddings(ray_session, sample_collection, tiny_bert_dir, tmp_path_fac
     return out
 
 
-def run_with(index_dir, queries, **kwargs):
-    with Searcher(index_dir) as searcher:
+def run_with(index_dir, queries, in_process=False, **kwargs):
+    with Searcher(index_dir, in_process=in_process) as searcher:
         return searcher.search(queries, k=10, batch_size=3, **kwargs), searcher
 
 
@@ -48,9 +48,7 @@ def assert_same_run(a, b):
 
 @pytest.mark.parametrize("model", ["dense", "bm25"])
 def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sample_collection, tmp_path):
-    """The coordinator's merge makes runs independent of the shard count. In this process: the
-    merge is the same code on Ray (shard actors answering on Ray: test_search_job_writes_run_and_metrics,
-    test_in_process_pipeline_equals_the_ray_pipeline), and each Ray search starts its actors afresh."""
+    """Runs do not depend on the shard count (in process: Ray runs the same merge, tested below)."""
     if model == "bm25":
         encode_corpus("bm25", sample_collection, tmp_path / "embeddings", docs_per_shard=4, in_process=True)
         embeddings = tmp_path / "embeddings"
@@ -60,8 +58,7 @@ def test_one_two_and_four_shards_give_identical_runs(model, dense_embeddings, sa
     runs = []
     for shards in (1, 2, 4):
         build_index(embeddings, tmp_path / f"idx{shards}", num_shards=shards, in_process=True)
-        with Searcher(tmp_path / f"idx{shards}", in_process=True) as searcher:
-            runs.append(searcher.search(queries, k=10, batch_size=3))
+        runs.append(run_with(tmp_path / f"idx{shards}", queries, in_process=True)[0])
     assert len(runs[0]) == len(queries)
     if model == "dense":  # every document scores, so every ranking is full
         assert all(len(r) == 10 for r in runs[0].values())

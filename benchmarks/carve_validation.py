@@ -1,8 +1,8 @@
 """Carve a validation split out of a BEIR training split, so that fine-tuning settings are chosen
 on queries the model never trains on and the test split is read once, for the final figure.
 
-Writes a BEIR directory beside nothing it reads: ``corpus.jsonl`` and ``queries.jsonl`` as links to
-the source's, ``qrels/<split>.tsv`` (the source's other splits, linked), ``qrels/fit.tsv`` (the
+Writes a new BEIR directory (the source is only read): ``corpus.jsonl`` and ``queries.jsonl`` as
+links to the source's, ``qrels/<split>.tsv`` (the source's other splits, linked), ``qrels/fit.tsv`` (the
 training split less the held-out queries) and ``qrels/val.tsv`` (``--size`` queries drawn with
 ``--seed``). Every judgement of the training split lands in exactly one of the two.
 

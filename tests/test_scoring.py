@@ -67,6 +67,33 @@ def test_splade_activation_matches_numpy():
     np.testing.assert_allclose(got, weights.max(axis=1), atol=1e-6)
 
 
+def test_splade_max_pool_forward_and_gradient_match_torch_amax():
+    """The row-wise max (and its gradient) equals masked ``torch.amax``: a non-prefix mask, an
+    empty row (weights 0, no gradient), and ties, also past 255 tied tokens (the uint8 count)."""
+    rng = np.random.default_rng(4)
+    logits = torch.tensor(rng.normal(size=(4, 600, 9)).astype(np.float32))
+    logits[3, :, 2] = 1.5  # 600 tokens tie on one term
+    logits[1, [4, 9], 5] = 7.0  # two tokens tie on another
+    mask = torch.ones(4, 600, dtype=torch.bool)
+    mask[0, 300:] = False
+    mask[1, ::3] = False
+    mask[2] = False
+    upstream = torch.tensor(rng.normal(size=(4, 9)).astype(np.float32))
+
+    def weights_and_gradient(pool):
+        leaf = logits.clone().requires_grad_()
+        weights = torch.log1p(torch.relu(pool(leaf)))
+        (weights * upstream).sum().backward()
+        return weights.detach(), leaf.grad
+
+    got = weights_and_gradient(lambda x: scoring.MaskedTokenMax.apply(x, mask))
+    expected = weights_and_gradient(lambda x: x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1))
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-6, atol=1e-7)
+    assert got[0][2].eq(0).all() and got[1][2].eq(0).all()
+    assert got[1][3, :, 2].abs().sum() > 0  # the tie shared, not lost
+
+
 @pytest.mark.parametrize("how", ["first", "mean", "max", "sum"])
 def test_pooling_matches_numpy(how):
     rng = np.random.default_rng(3)

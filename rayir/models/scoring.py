@@ -34,12 +34,49 @@ def splade_activation(logits: torch.Tensor, mask: torch.Tensor, how: str = "max"
     if how == "max":
         # log(1 + relu(.)) is monotonic, so pooling first gives the same vector with one pass over
         # the (B, L, V) logits instead of three.
-        pooled = logits.masked_fill(~mask.bool().unsqueeze(-1), float("-inf")).max(dim=1).values
-        return torch.log1p(torch.relu(pooled))
+        return torch.log1p(torch.relu(MaskedTokenMax.apply(logits, mask.bool())))
     weights = torch.log1p(torch.relu(logits)) * mask.unsqueeze(-1).to(logits.dtype)
     if how == "sum":
         return weights.sum(dim=1)
     raise ValueError(f"unknown sparse pooling {how!r}")
+
+
+class MaskedTokenMax(torch.autograd.Function):
+    """Max of ``(B, L, V)`` logits over each row's masked tokens; ``-inf`` where a row has none.
+
+    Why not ``masked_fill(...).max(dim=1)``: at SPLADE's sizes (V = 30,522) that copies the whole
+    logits tensor and tracks indices along a strided axis, and took as long as the vocabulary
+    projection itself (3.2 s of 6.1 s for 64 documents of 256 tokens here). Reducing each row's
+    contiguous ``(L, V)`` block takes 0.2 s. The gradient follows ``torch.amax``: shared evenly by
+    tied tokens (ties do happen: among 256 float32 logits over 30,522 terms, about one per batch).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        full, empty = mask.all(dim=1).tolist(), (~mask.any(dim=1)).tolist()
+        rows = []
+        for row, row_mask, is_full, is_empty in zip(logits, mask, full, empty):
+            if is_empty:
+                rows.append(row.new_full(row.shape[1:], float("-inf")))
+            else:
+                rows.append((row if is_full else row[row_mask]).amax(dim=0))
+        pooled = torch.stack(rows)
+        ctx.save_for_backward(logits, mask, pooled)
+        return pooled
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        logits, mask, pooled = ctx.saved_tensors
+        winners = (logits == pooled.unsqueeze(1)).logical_and_(mask.unsqueeze(-1))
+        # Tokens reaching each (row, term) max; counted in uint8 blocks of 255 tokens, which is
+        # vectorised (a bool or int32 count along the token axis was 20-60x slower here).
+        bytes_ = winners.view(torch.uint8)
+        counts = sum(
+            bytes_[:, start : start + 255].sum(dim=1, dtype=torch.uint8).to(grad.dtype)
+            for start in range(0, bytes_.shape[1], 255)
+        )
+        grad = grad / counts.clamp_(min=1)
+        return torch.where(winners, grad.unsqueeze(1), grad.new_zeros(())), None
 
 
 def _prepare(queries: torch.Tensor, docs: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:

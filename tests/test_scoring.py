@@ -73,7 +73,7 @@ def test_splade_max_pool_forward_and_gradient_match_torch_amax():
     rng = np.random.default_rng(4)
     logits = torch.tensor(rng.normal(size=(4, 600, 9)).astype(np.float32))
     logits[3, :, 2] = 1.5  # 600 tokens tie on one term
-    logits[1, [4, 9], 5] = 7.0  # two tokens tie on another
+    logits[1, [4, 5], 5] = 7.0  # two unmasked tokens tie on another
     mask = torch.ones(4, 600, dtype=torch.bool)
     mask[0, 300:] = False
     mask[1, ::3] = False
